@@ -1,0 +1,158 @@
+"""The self-describing metadata that travels with every exported model (``metadata.json``).
+
+Training writes it at export; serving reads it at load and checks it against the ONNX session
+and the feature contract before it serves a single request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final, Literal
+
+import msgspec
+
+from drugclf.contract import FieldSpec
+
+# Bump when a field changes meaning; serving refuses formats it does not know.
+FORMAT_VERSION: Final = 1
+MODEL_FILE: Final = "model.onnx"
+METADATA_FILE: Final = "metadata.json"
+CONFUSION_MATRIX_FILE: Final = "confusion_matrix.png"
+# The ONNX outputs, as plain tensors (no ZipMap): the label and one probability per class.
+LABEL_OUTPUT: Final = "label"
+PROBABILITIES_OUTPUT: Final = "probabilities"
+
+BinningStrategy = Literal["fixed", "learned", "none"]
+
+
+class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a model was trained with: enough to train it again."""
+
+    n_estimators: int = 100
+    max_leaf_nodes: int = 30
+    binning: BinningStrategy = "learned"
+    smote: bool = True
+    test_size: float = 0.3
+    random_state: int = 42
+
+
+class ClassReport(msgspec.Struct, frozen=True):
+    """Per-class precision, recall and F1 on the test split."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class Metrics(msgspec.Struct, frozen=True):
+    """Quality of a model, on its held-out test split and under cross-validation."""
+
+    test_accuracy: float
+    cv_accuracy_mean: float
+    cv_accuracy_std: float
+    cv_folds: int
+    per_class: dict[str, ClassReport]
+    macro_f1: float
+    weighted_f1: float
+    confusion_matrix: list[list[int]]
+    train_rows: int
+    test_rows: int
+
+
+class ParitySummary(msgspec.Struct, frozen=True):
+    """How ONNX and scikit-learn compared before the model was published."""
+
+    cases: int
+    label_mismatches: int
+    prob_mismatches: int
+    max_abs_prob_diff: float
+    tolerance: float
+    groups: dict[str, int]
+
+    @property
+    def mismatches(self) -> int:
+        """Cases where the label differs or a probability is off by more than the tolerance."""
+        return max(self.label_mismatches, self.prob_mismatches)
+
+    @property
+    def passed(self) -> bool:
+        """True when every case agreed."""
+        return self.label_mismatches == 0 and self.prob_mismatches == 0
+
+
+class InputSpec(msgspec.Struct, frozen=True):
+    """One ONNX graph input: a raw feature as a column tensor of shape [N, 1]."""
+
+    name: str
+    element_type: Literal["int64", "double", "string"]
+
+
+class FeatureDistribution(msgspec.Struct, frozen=True):
+    """One feature's distribution in the training data, which monitoring compares traffic to.
+
+    Numeric features: ``edges`` are the interior histogram edges (bins are open at both ends,
+    right-closed) and ``proportions`` has one entry per bin. Categorical features: ``categories``
+    and ``proportions`` align.
+    """
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    proportions: list[float]
+    edges: list[float] | None = None
+    categories: list[str] | None = None
+
+
+class ArtifactMetadata(msgspec.Struct, frozen=True):
+    """Everything serving and people need to know about one exported model version."""
+
+    format_version: int
+    version: str
+    created_at: str
+    model_type: str
+    git_commit: str | None
+    data_sha256: str
+    data_rows: int
+    params: Params
+    metrics: Metrics
+    classes: list[str]
+    features: list[FieldSpec]
+    inputs: list[InputSpec]
+    outputs: list[str]
+    bin_edges: dict[str, list[float]]
+    opset: dict[str, int]
+    library_versions: dict[str, str]
+    parity: ParitySummary
+    training_distribution: list[FeatureDistribution]
+
+
+class ArtifactError(Exception):
+    """An artifact is missing, unreadable or does not match what this code expects."""
+
+
+def read_metadata(version_dir: Path) -> ArtifactMetadata:
+    """Read and validate ``metadata.json`` of one version directory.
+
+    Raises:
+        ArtifactError: the file is missing, not JSON, or not in the expected schema.
+    """
+    path = version_dir / METADATA_FILE
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        meta = msgspec.json.decode(raw, type=ArtifactMetadata)
+    except msgspec.DecodeError as exc:
+        raise ArtifactError(f"{path} is not valid metadata: {exc}") from exc
+    if meta.format_version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path} has format_version {meta.format_version}; this code reads {FORMAT_VERSION}"
+        )
+    return meta
+
+
+def write_metadata(version_dir: Path, meta: ArtifactMetadata) -> None:
+    """Write ``metadata.json`` (pretty, so people can read it)."""
+    encoded = msgspec.json.format(msgspec.json.encode(meta), indent=2)
+    (version_dir / METADATA_FILE).write_bytes(encoded + b"\n")
