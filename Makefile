@@ -1,0 +1,74 @@
+# drug-classifier: `make` (or `make help`) lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV ?= $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
+DATA ?= data/drug200.csv
+ARTIFACTS ?= artifacts
+TRAIN_ARGS ?=
+export DRUGCLF_ARTIFACTS_DIR ?= $(ARTIFACTS)
+# Never let uv download an interpreter: use the one on the machine.
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: install
+install: ## Install everything (all extras + dev tools) into .venv from uv.lock
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
+	$(UV) sync --frozen --all-extras
+
+.PHONY: explore
+explore: ## Describe the dataset (shape, types, missing values, classes)
+	$(PY) -m training explore --data $(DATA)
+
+.PHONY: train
+train: ## Fit the pipeline on the data and record the run (runs/)
+	$(PY) -m training train --data $(DATA) $(TRAIN_ARGS)
+
+.PHONY: evaluate
+evaluate: ## Evaluate the last trained run (accuracy, per-class report, confusion matrix, 5-fold CV)
+	$(PY) -m training evaluate
+
+.PHONY: export
+export: ## Export the last run to ONNX, prove parity, publish and promote it (artifacts/)
+	$(PY) -m training export --artifacts-dir $(ARTIFACTS)
+
+.PHONY: pipeline
+pipeline: ## Everything offline: train, evaluate, export (parity-gated) and promote
+	$(PY) -m training full --data $(DATA) --artifacts-dir $(ARTIFACTS) $(TRAIN_ARGS)
+
+.PHONY: optimize
+optimize: ## Cross-validated search over n_estimators, max_leaf_nodes, binning and SMOTE
+	$(PY) -m training optimize --data $(DATA)
+
+.PHONY: runs
+runs: ## List past training runs with their params and metrics
+	$(PY) -m training runs
+
+.PHONY: test
+test: ## Run the test suite (lint-free code is checked by `make lint`)
+	$(PY) -m pytest
+
+.PHONY: lint
+lint: ## ruff, ruff format --check and mypy (strict) on the packages
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: format
+format: ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+.PHONY: clean
+clean: ## Remove generated models, runs, reports and caches (keeps .venv)
+	find $(ARTIFACTS) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf runs reports test-artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis build
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+-include mk/*.mk
