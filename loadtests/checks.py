@@ -24,16 +24,19 @@ class WrongAnswerError(Exception):
 
 
 def check_prediction(item: Any, where: str = "prediction") -> None:
-    """Check one prediction object: a known drug, probabilities summing to 1, a model version.
+    """Check one prediction: a known drug, the most probable, probabilities summing to 1, a version.
+
+    The shape is serving's ``PredictionResponse``: ``prediction``, ``probabilities`` (one per
+    class), ``model_version``.
 
     Raises:
         WrongAnswerError: what is wrong, naming the field.
     """
     if not isinstance(item, dict):
         raise WrongAnswerError(f"{where} is {type(item).__name__}, not an object")
-    drug = item.get("drug")
+    drug = item.get("prediction")
     if drug not in KNOWN_CLASSES:
-        raise WrongAnswerError(f"{where}: drug {drug!r} is not one of {', '.join(CLASSES)}")
+        raise WrongAnswerError(f"{where}: prediction {drug!r} is not one of {', '.join(CLASSES)}")
     probabilities = item.get("probabilities")
     if not isinstance(probabilities, dict) or set(probabilities) != KNOWN_CLASSES:
         raise WrongAnswerError(f"{where}: probabilities {probabilities!r} do not name every class")
@@ -44,7 +47,7 @@ def check_prediction(item: Any, where: str = "prediction") -> None:
     if abs(total - 1.0) > PROBABILITY_TOLERANCE:
         raise WrongAnswerError(f"{where}: probabilities sum to {total:.6f}, not 1")
     if max(values) - probabilities[drug] > PROBABILITY_TOLERANCE:
-        raise WrongAnswerError(f"{where}: drug {drug} is not the most probable class")
+        raise WrongAnswerError(f"{where}: prediction {drug} is not the most probable class")
     version = item.get("model_version")
     if not isinstance(version, str) or not version:
         raise WrongAnswerError(f"{where}: no model_version")

@@ -108,7 +108,7 @@ class ClinicUser(FastHttpUser):
             try:
                 check_status(response.status_code)
                 info = msgspec.json.decode(response.content or b"")
-                if not isinstance(info, dict) or not info.get("version"):
+                if not isinstance(info, dict) or not info.get("model_version"):
                     raise WrongAnswerError("/model/info names no version")
             except (WrongAnswerError, msgspec.DecodeError) as exc:
                 response.failure(str(exc))

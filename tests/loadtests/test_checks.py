@@ -20,7 +20,11 @@ from loadtests.checks import (
 def good(drug: str = "DrugY") -> dict[str, Any]:
     probabilities = dict.fromkeys(CLASSES, 0.05)
     probabilities[drug] = 0.8
-    return {"drug": drug, "probabilities": probabilities, "model_version": "20260101-000000-abcdef"}
+    return {
+        "prediction": drug,
+        "probabilities": probabilities,
+        "model_version": "20260101-000000-abcdef",
+    }
 
 
 def test_a_right_answer_passes() -> None:
@@ -39,15 +43,15 @@ def test_float32_rounding_is_tolerated() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda a: a.update(drug="DrugZ"), "not one of"),
-        (lambda a: a.update(drug="drugY"), "not one of"),
-        (lambda a: a.pop("drug"), "not one of"),
+        (lambda a: a.update(prediction="DrugZ"), "not one of"),
+        (lambda a: a.update(prediction="drugY"), "not one of"),
+        (lambda a: a.pop("prediction"), "not one of"),
         (lambda a: a["probabilities"].update(DrugY=0.5), "sum to"),
         (lambda a: a["probabilities"].pop("DrugA"), "every class"),
         (lambda a: a["probabilities"].update(DrugQ=0.0), "every class"),
         (lambda a: a["probabilities"].update(DrugA=-0.05, DrugY=0.9), "in \\[0, 1\\]"),
         (lambda a: a["probabilities"].update(DrugA="0.05"), "in \\[0, 1\\]"),
-        (lambda a: a.update(drug="DrugA"), "not the most probable"),
+        (lambda a: a.update(prediction="DrugA"), "not the most probable"),
         (lambda a: a.pop("model_version"), "model_version"),
         (lambda a: a.update(model_version=""), "model_version"),
     ],
@@ -67,7 +71,7 @@ def test_a_wrong_answer_is_flagged(change: Any, message: str) -> None:
         (b"[]", None, "not an object"),
         (msgspec.json.encode([good()]), 2, "1 predictions for 2"),
         (msgspec.json.encode(good()), 1, "not a list"),
-        (msgspec.json.encode([good(), {"drug": "DrugY"}]), 2, "prediction 1"),
+        (msgspec.json.encode([good(), {"prediction": "DrugY"}]), 2, "prediction 1"),
     ],
 )
 def test_a_wrong_body_is_flagged(body: bytes, expected: int | None, message: str) -> None:

@@ -1,0 +1,190 @@
+"""HTTP figures with wrk: /predict against the model-free reference and /health, and big batches.
+
+Every body is first sent once from Python and its answer checked in full (known drug,
+probabilities summing to 1, model version, one prediction per patient); under load the wrk Lua hook
+then checks each answer's status and shape. The server is deterministic, so the same bodies get
+the same answers: a full check once plus a cheap check on every answer covers every request.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import msgspec
+
+from loadtests.bench.server import HOST
+from loadtests.bench.stats import Spread
+from loadtests.bench.wrk import WrkResult, run_wrk
+from loadtests.checks import check_predict_body, check_status
+from loadtests.patients import PatientSource, load_dataset
+
+logger = logging.getLogger(__name__)
+
+CONNECTIONS: Final = (1, 16, 64)
+BATCH_PATIENTS: Final = 1000
+# Every /predict answer names the model that gave it; a refusal or an error body does not.
+PREDICT_EXPECT: Final = '"model_version"'
+
+
+class Target(msgspec.Struct, frozen=True):
+    """One endpoint under load."""
+
+    key: str
+    label: str
+    method: str
+    path: str
+    bodies: list[bytes] = []
+    expect: str | None = None
+
+
+class Point(msgspec.Struct, frozen=True):
+    """One target at one concurrency, over the repeats."""
+
+    target: str
+    connections: int
+    requests_per_s: Spread
+    p50_us: Spread
+    p99_us: Spread
+    requests: int
+    failures: int
+
+
+class HttpResult(msgspec.Struct, frozen=True):
+    """Everything measured over HTTP."""
+
+    points: list[Point]
+    batch: Point | None
+    reference_missing: str | None = None
+
+    def point(self, target: str, connections: int) -> Point | None:
+        """The point of one target at one concurrency, if measured."""
+        for point in self.points:
+            if point.target == target and point.connections == connections:
+                return point
+        return None
+
+
+def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    """One POST to the local server: status and body."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def check_bodies(port: int, path: str, bodies: Sequence[bytes], batch: bool) -> None:
+    """Send each body once and check its answer in full.
+
+    Raises:
+        WrongAnswerError: an answer is wrong (the benchmark must not time wrong answers).
+    """
+    for body in bodies:
+        status, answer = post(port, path, body)
+        check_status(status)
+        expected = len(msgspec.json.decode(body)) if batch else None
+        check_predict_body(answer, expected)
+
+
+def bodies(seed: int, count: int, batch_size: int | None = None) -> list[bytes]:
+    """Request bodies: single patients, or batches of ``batch_size``."""
+    source = PatientSource(random.Random(seed), load_dataset(), dataset_share=0.5)
+    if batch_size is None:
+        return [msgspec.json.encode(source.one()) for _ in range(count)]
+    return [msgspec.json.encode(source.many(batch_size)) for _ in range(count)]
+
+
+def targets(single: list[bytes]) -> list[Target]:
+    """/predict, the reference (same bodies, same stack, no model) and /health."""
+    return [
+        Target("predict", "POST /predict", "POST", "/predict", single, PREDICT_EXPECT),
+        Target("reference", "POST /bench/reference", "POST", "/bench/reference", single),
+        Target("health", "GET /health", "GET", "/health"),
+    ]
+
+
+def _point(target: Target, connections: int, results: list[WrkResult]) -> Point:
+    return Point(
+        target=target.key,
+        connections=connections,
+        requests_per_s=Spread.of([r.requests_per_s for r in results]),
+        p50_us=Spread.of([r.p50_us for r in results]),
+        p99_us=Spread.of([r.p99_us for r in results]),
+        requests=sum(r.requests for r in results),
+        failures=sum(r.failures for r in results),
+    )
+
+
+def _run(port: int, target: Target, connections: int, duration_s: float, threads: int) -> WrkResult:
+    result = run_wrk(
+        f"http://{HOST}:{port}{target.path}",
+        connections=connections,
+        duration_s=duration_s,
+        threads=threads,
+        method=target.method,
+        bodies=target.bodies,
+        expect=target.expect,
+    )
+    if result.failures:
+        logger.warning(
+            "%s at %d connections: %d failed or wrong answers",
+            target.label,
+            connections,
+            result.failures,
+        )
+    return result
+
+
+def run_http(
+    port: int,
+    *,
+    duration_s: float,
+    repeats: int,
+    threads: int = 1,
+    connections: Sequence[int] = CONNECTIONS,
+    progress: Callable[[str], None] = print,
+) -> HttpResult:
+    """Measure every target at every concurrency, interleaved so noise hits all alike."""
+    single = bodies(seed=1, count=200)
+    check_bodies(port, "/predict", single[:50], batch=False)
+    batch_bodies = bodies(seed=2, count=4, batch_size=BATCH_PATIENTS)
+    check_bodies(port, "/predict", batch_bodies, batch=True)
+
+    chosen = targets(single)
+    reference_missing = None
+    status, _ = post(port, "/bench/reference", single[0])
+    if status != 200:
+        reference_missing = f"POST /bench/reference answered {status}"
+        chosen = [t for t in chosen if t.key != "reference"]
+
+    warm = min(2.0, duration_s)
+    for target in chosen:
+        _run(port, target, 16, warm, threads)
+
+    runs: dict[tuple[str, int], list[WrkResult]] = {}
+    batch_target = Target("batch", "POST /predict (1,000 patients)", "POST", "/predict")
+    batch_target = msgspec.structs.replace(batch_target, bodies=batch_bodies, expect=PREDICT_EXPECT)
+    batch_runs: list[WrkResult] = []
+    for repeat in range(1, repeats + 1):
+        for count in connections:
+            for target in chosen:
+                progress(f"  repeat {repeat}/{repeats}: {target.label} at {count} connections")
+                runs.setdefault((target.key, count), []).append(
+                    _run(port, target, count, duration_s, threads)
+                )
+        progress(f"  repeat {repeat}/{repeats}: {batch_target.label}, 1 connection")
+        batch_runs.append(_run(port, batch_target, 1, duration_s, 1))
+
+    by_key = {t.key: t for t in chosen}
+    points = [_point(by_key[key], count, results) for (key, count), results in runs.items()]
+    return HttpResult(
+        points=points,
+        batch=_point(batch_target, 1, batch_runs),
+        reference_missing=reference_missing,
+    )

@@ -1,0 +1,168 @@
+"""Start the production server on a free loopback port, time it to ready, measure its workers.
+
+The server runs in its own process group, so stopping it stops its workers too, even when the
+benchmark fails half-way: use :class:`ServerProcess` as a context manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import psutil
+
+HOST: Final = "127.0.0.1"
+READY_TIMEOUT_S: Final = 60.0
+POLL_INTERVAL_S: Final = 0.005
+STOP_TIMEOUT_S: Final = 10.0
+
+
+class ServerError(Exception):
+    """The server did not start, did not become ready, or died."""
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
+    """The status of ``GET path`` on the local server, or None when nothing answers."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+class ServerProcess:
+    """``python -m serving`` on a free loopback port, stopped (with its workers) on exit.
+
+    Args:
+        artifacts_dir: the registry to serve.
+        workers: worker processes; None keeps the server's default (one per core).
+        bench_routes: register ``POST /bench/reference``.
+        extra_env: more ``DRUGCLF_*`` settings.
+        log_path: where the server's output goes (discarded when None).
+    """
+
+    def __init__(
+        self,
+        artifacts_dir: Path,
+        *,
+        workers: int | None = None,
+        bench_routes: bool = True,
+        extra_env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "DRUGCLF_ARTIFACTS_DIR": str(artifacts_dir),
+            "DRUGCLF_HOST": HOST,
+            "DRUGCLF_PORT": str(self.port),
+            "DRUGCLF_BENCH_ROUTES": "1" if bench_routes else "0",
+            **(extra_env or {}),
+        }
+        if workers is not None:
+            self.env["DRUGCLF_WORKERS"] = str(workers)
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.startup_s: float | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> float:
+        """Start the server and wait until ``GET /ready`` answers 200; returns seconds taken."""
+        log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
+        started = time.perf_counter()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "serving"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() reaches the workers
+            )
+        finally:
+            if self.log_path:
+                log.close()  # type: ignore[union-attr]
+        deadline = started + READY_TIMEOUT_S
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"server exited with {self.process.returncode} before ready")
+            if http_status(self.port, "/ready", timeout=0.5) == 200:
+                self.startup_s = time.perf_counter() - started
+                return self.startup_s
+            time.sleep(POLL_INTERVAL_S)
+        self.stop()
+        raise ServerError(f"server not ready after {READY_TIMEOUT_S:.0f} s")
+
+    def worker_rss_bytes(self) -> list[int]:
+        """RSS of each worker process (children of the server that are not helper processes).
+
+        When the server runs in one process (no children), that process is the worker.
+        """
+        if self.process is None:
+            raise ServerError("server not started")
+        parent = psutil.Process(self.process.pid)
+        workers = []
+        for child in parent.children(recursive=True):
+            try:
+                command = " ".join(child.cmdline())
+                if "resource_tracker" in command or "semaphore_tracker" in command:
+                    continue
+                workers.append(child.memory_info().rss)
+            except psutil.NoSuchProcess:
+                continue
+        return workers or [parent.memory_info().rss]
+
+    def stop(self) -> None:
+        """Stop the server and its workers: SIGTERM to the group, SIGKILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        finally:
+            # Workers that outlived their parent still belong to the group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

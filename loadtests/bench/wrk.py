@@ -1,0 +1,127 @@
+"""Run wrk against the local server and read its result, answers checked by a Lua hook."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+SCRIPT: Final = Path(__file__).with_name("wrk_bodies.lua")
+RESULT_PREFIX: Final = "WRK_RESULT "
+# A request slower than this is a failure, not a latency figure.
+TIMEOUT: Final = "5s"
+
+
+class WrkError(Exception):
+    """wrk is missing, failed, or printed no result."""
+
+
+class WrkResult(msgspec.Struct, frozen=True):
+    """One wrk run, as printed by the Lua ``done`` hook (durations in µs)."""
+
+    requests: int
+    duration_us: int
+    answers: int
+    bad: int
+    connect_errors: int
+    read_errors: int
+    write_errors: int
+    status_errors: int
+    timeouts: int
+    p50_us: float
+    p90_us: float
+    p99_us: float
+    max_us: float
+    mean_us: float
+
+    @property
+    def requests_per_s(self) -> float:
+        """Completed requests per second."""
+        return self.requests / (self.duration_us / 1e6) if self.duration_us else 0.0
+
+    @property
+    def failures(self) -> int:
+        """Wrong answers (non-200 or unexpected body) plus socket errors and timeouts."""
+        socket_errors = self.connect_errors + self.read_errors + self.write_errors + self.timeouts
+        return self.bad + socket_errors
+
+
+def wrk_path() -> str:
+    """The wrk binary, or a clear error saying how to install it."""
+    found = shutil.which("wrk")
+    if found is None:
+        raise WrkError("wrk is not installed: apt-get install -y wrk")
+    return found
+
+
+def parse_output(stdout: str) -> WrkResult:
+    """The result line the Lua script printed."""
+    for line in stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return msgspec.json.decode(line[len(RESULT_PREFIX) :], type=WrkResult)
+    raise WrkError(f"wrk printed no result line:\n{stdout[-2000:]}")
+
+
+def write_bodies(bodies: Sequence[bytes], folder: Path) -> Path:
+    """One JSON body per line, as the Lua script reads them."""
+    path = folder / f"bodies-{len(bodies)}-{os.getpid()}-{id(bodies)}.jsonl"
+    with path.open("wb") as handle:
+        for body in bodies:
+            if b"\n" in body:
+                raise ValueError("a wrk body must be one line of JSON")
+            handle.write(body + b"\n")
+    return path
+
+
+def run_wrk(
+    url: str,
+    *,
+    connections: int,
+    duration_s: float,
+    threads: int = 1,
+    method: str = "GET",
+    bodies: Sequence[bytes] = (),
+    expect: str | None = None,
+) -> WrkResult:
+    """Run wrk once and return its checked result.
+
+    Args:
+        url: base URL with path, e.g. ``http://127.0.0.1:8000/predict`` (loopback only).
+        connections: open connections, each with one request in flight.
+        duration_s: seconds to run.
+        threads: wrk threads (at most ``connections``).
+        method: GET or POST.
+        bodies: request bodies, cycled through (POST).
+        expect: text every answer must contain to count as right.
+    """
+    if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
+        raise WrkError(f"refusing to send load anywhere but loopback: {url}")
+    path = urlsplit(url).path or "/"
+    with tempfile.TemporaryDirectory(prefix="drugclf-wrk-") as tmp:
+        env = {**os.environ, "WRK_METHOD": method, "WRK_PATH": path, "WRK_EXPECT": expect or ""}
+        if bodies:
+            env["WRK_BODY_FILE"] = str(write_bodies(bodies, Path(tmp)))
+        command = [
+            wrk_path(),
+            f"-t{max(1, min(threads, connections))}",
+            f"-c{connections}",
+            f"-d{duration_s:g}s",
+            f"--timeout={TIMEOUT}",
+            "--latency",
+            "-s",
+            str(SCRIPT),
+            url,
+        ]
+        completed = subprocess.run(  # noqa: S603
+            command, env=env, capture_output=True, text=True, timeout=duration_s + 60, check=False
+        )
+    if completed.returncode != 0:
+        raise WrkError(f"wrk exited {completed.returncode}: {completed.stderr.strip()}")
+    return parse_output(completed.stdout)
