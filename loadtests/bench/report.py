@@ -1,0 +1,353 @@
+"""The benchmark's report: one Markdown document, printed and written to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from drugclf.artifact import ArtifactMetadata
+from loadtests.bench.http_bench import HttpResult, Point
+from loadtests.bench.inprocess import BATCH_SIZES, InProcessResult
+from loadtests.bench.scenarios import NOT_BUILT, ConditionFigures, ScenarioResult
+from loadtests.bench.stats import Spread, format_rate, format_us
+from loadtests.bench.wrk import wrk_path
+
+MIB: Final = 1024 * 1024
+PACKAGES: Final = ("onnxruntime", "scikit-learn", "litestar", "granian", "msgspec", "numpy")
+TARGET_CONNECTIONS: Final = 16
+LABELS: Final = {
+    "predict": "`POST /predict`",
+    "reference": "`POST /bench/reference`",
+    "health": "`GET /health`",
+}
+
+
+class Settings(msgspec.Struct, frozen=True):
+    """How the benchmark ran."""
+
+    duration_s: float
+    repeats: int
+    workers: int
+    wrk_threads: int
+    access_log: bool
+
+
+class Report(msgspec.Struct):
+    """Everything one ``make bench`` measured."""
+
+    settings: Settings
+    model: ArtifactMetadata
+    started_at: datetime
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float] | None = None
+    inprocess: InProcessResult | None = None
+    http: HttpResult | None = None
+    startup_s: Spread | None = None
+    worker_rss: list[int] | None = None
+    scenarios: list[ScenarioResult] = []
+
+
+def machine() -> str:
+    """CPU model, cores, memory and kernel of this machine."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB RAM"
+                break
+        else:  # pragma: no cover
+            memory = "unknown RAM"
+    except OSError:  # pragma: no cover - not Linux
+        memory = "unknown RAM"
+    return f"{cpu}, {os.cpu_count()} cores, {memory}, {platform.system()} {platform.release()}"
+
+
+def versions() -> str:
+    """Versions of Python, the libraries that matter and wrk."""
+    parts = [f"Python {platform.python_version()}"]
+    for package in PACKAGES:
+        try:
+            parts.append(f"{package} {importlib_metadata.version(package)}")
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    try:
+        out = subprocess.run(  # noqa: S603
+            [wrk_path(), "--version"], capture_output=True, text=True, check=False
+        ).stdout
+        parts.append(out.split("[")[0].strip() or "wrk")
+    except Exception:
+        parts.append("wrk (version unknown)")
+    return ", ".join(parts)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _ratio(numerator: Point | None, denominator: Point | None) -> float | None:
+    if numerator is None or denominator is None or not denominator.requests_per_s.median:
+        return None
+    return numerator.requests_per_s.median / denominator.requests_per_s.median
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def total_failures(report: Report) -> int:
+    """Failed or wrong answers over every HTTP run of the benchmark."""
+    total = 0
+    if report.http:
+        total += sum(p.failures for p in report.http.points)
+        total += report.http.batch.failures if report.http.batch else 0
+    for scenario in report.scenarios:
+        for figures in (scenario.off, scenario.on):
+            total += figures.failures if figures else 0
+    return total
+
+
+def targets(report: Report) -> list[list[str]]:
+    """Each target of the issue, what was measured and whether it is met."""
+    rows: list[list[str]] = []
+
+    def add(name: str, measured: str, met: bool | None) -> None:
+        rows.append([name, measured, "n/a" if met is None else "yes" if met else "**no**"])
+
+    if report.inprocess:
+        ratio = report.inprocess.latency_ratio
+        add("onnxruntime one-row p50 ≥ 250× lower than scikit-learn", f"{ratio:.0f}×", ratio >= 250)
+    http = report.http
+    if http:
+        predict = http.point("predict", TARGET_CONNECTIONS)
+        ratio = _ratio(predict, http.point("reference", TARGET_CONNECTIONS))
+        add(
+            "`/predict` ≥ 70 % of the reference's requests/s at 16 connections",
+            _pct(ratio),
+            None if ratio is None else ratio >= 0.70,
+        )
+        if predict:
+            p99 = predict.p99_us.median
+            add("`/predict` p99 < 10 ms at 16 connections", format_us(predict.p99_us), p99 < 10_000)
+        if http.batch:
+            p50 = http.batch.p50_us.median
+            add("1,000-patient batch p50 < 8 ms", format_us(http.batch.p50_us), p50 < 8_000)
+    if report.startup_s:
+        add(
+            "ready < 1 s after start",
+            f"{report.startup_s.format('{:.2f}', ' s')}",
+            report.startup_s.median < 1.0,
+        )
+    if report.worker_rss:
+        worst = max(report.worker_rss) / MIB
+        add("< 100 MiB RSS per worker", f"{worst:.0f} MiB (largest worker)", worst < 100)
+    if report.http or report.scenarios:
+        failures = total_failures(report)
+        add("zero failed or wrong answers (wrk)", str(failures), failures == 0)
+    return rows
+
+
+def _inprocess_section(result: InProcessResult) -> list[str]:
+    p99_ratio = result.sklearn_latency.p99_us.median / result.onnx_latency.p99_us.median
+    rows = [
+        [
+            "one-row latency p50",
+            format_us(result.onnx_latency.p50_us),
+            format_us(result.sklearn_latency.p50_us),
+            f"{result.latency_ratio:.0f}× lower",
+        ],
+        [
+            "one-row latency p99",
+            format_us(result.onnx_latency.p99_us),
+            format_us(result.sklearn_latency.p99_us),
+            f"{p99_ratio:.0f}× lower",
+        ],
+    ]
+    for size in BATCH_SIZES:
+        onnx, sklearn = result.onnx_rows_per_s[size], result.sklearn_rows_per_s[size]
+        rows.append(
+            [
+                f"rows/s, batches of {size:,}",
+                format_rate(onnx),
+                format_rate(sklearn),
+                f"{onnx.median / sklearn.median:.0f}× more",
+            ]
+        )
+    return [
+        "## 1. In-process: onnxruntime against the scikit-learn pipeline",
+        "",
+        "Same patients, already in each side's input form (column tensors; a typed DataFrame), "
+        "so the model is timed, not the conversion. onnxruntime uses serving's session options "
+        f"(one thread). scikit-learn pipeline: {result.sklearn_source}.",
+        "",
+        *_table(["", "onnxruntime", "scikit-learn", "onnxruntime vs scikit-learn"], rows),
+    ]
+
+
+def _http_section(http: HttpResult, settings: Settings) -> list[str]:
+    rows = []
+    for key in ("predict", "reference", "health"):
+        for point in sorted(
+            (p for p in http.points if p.target == key), key=lambda p: p.connections
+        ):
+            rows.append(
+                [
+                    LABELS[key],
+                    str(point.connections),
+                    format_rate(point.requests_per_s),
+                    format_us(point.p50_us),
+                    format_us(point.p99_us),
+                    f"{point.failures} / {point.requests:,}",
+                ]
+            )
+    ratio_rows = []
+    connections = sorted({p.connections for p in http.points})
+    for count in connections:
+        predict = http.point("predict", count)
+        ratio_rows.append(
+            [
+                str(count),
+                _pct(_ratio(predict, http.point("reference", count))),
+                _pct(_ratio(predict, http.point("health", count))),
+            ]
+        )
+    lines = [
+        "## 2. HTTP: `/predict` against the model-free reference, with wrk",
+        "",
+        f"The production server (`python -m serving`, granian, {settings.workers} workers, "
+        f"access log {'on' if settings.access_log else 'off'}) on loopback; wrk with "
+        f"{settings.wrk_threads} thread(s), {settings.duration_s:g} s per run. Bodies: 200 "
+        "patients (half from the dataset, half across the contract's ranges), cycled. "
+        "`POST /bench/reference` decodes the same body through the same stack and returns a "
+        "fixed answer without the model. Every answer is checked by the wrk Lua hook (status 200 "
+        "and a model version in the body); each body's answer was first checked in full.",
+        "",
+        *_table(
+            ["Endpoint", "Connections", "Requests/s", "p50", "p99", "Failed or wrong / requests"],
+            rows,
+        ),
+        "",
+        "How close predictions come to what the server itself can do (requests/s, medians):",
+        "",
+        *_table(["Connections", "predict / reference", "predict / health"], ratio_rows),
+    ]
+    if http.reference_missing:
+        lines += ["", f"Reference not measured: {http.reference_missing}."]
+    return lines
+
+
+def _batch_section(point: Point) -> list[str]:
+    return [
+        "## 3. A 1,000-patient batch, end to end",
+        "",
+        "One connection, one request in flight, wrk timing the whole exchange (upload of ~70 KB, "
+        "decoding, one onnxruntime call, encoding, download).",
+        "",
+        *_table(
+            ["Requests/s", "p50", "p99", "Failed or wrong / requests"],
+            [
+                [
+                    format_rate(point.requests_per_s),
+                    format_us(point.p50_us),
+                    format_us(point.p99_us),
+                    f"{point.failures} / {point.requests:,}",
+                ]
+            ],
+        ),
+    ]
+
+
+def _startup_section(report: Report) -> list[str]:
+    rows = []
+    if report.startup_s:
+        rows.append(
+            ["Start to ready (`GET /ready` = 200)", report.startup_s.format("{:.2f}", " s")]
+        )
+    if report.worker_rss:
+        per_worker = ", ".join(f"{rss / MIB:.0f}" for rss in report.worker_rss)
+        rows.append(["RSS per worker after the HTTP runs", f"{per_worker} MiB"])
+    return [
+        "## 4. Startup and memory",
+        "",
+        "Start is timed from launching `python -m serving` (interpreter start and imports "
+        "included) to the first 200 from `/ready`, on fresh processes.",
+        "",
+        *_table(["", "Measured"], rows),
+    ]
+
+
+def _figures(figures: ConditionFigures | None, note: str) -> list[str]:
+    if figures is None:
+        return [note or NOT_BUILT] * 3
+    return [format_us(figures.p99_us), format_rate(figures.requests_per_s), str(figures.failures)]
+
+
+def _scenario_section(results: list[ScenarioResult]) -> list[str]:
+    rows = []
+    for result in results:
+        rows.append([result.name, result.off_label, *_figures(result.off, result.note)])
+        rows.append([result.name, result.on_label, *_figures(result.on, result.note)])
+    return [
+        "## 5. `/predict` under conditions",
+        "",
+        f"`POST /predict` at {TARGET_CONNECTIONS} connections, each condition off and on "
+        "alternately on a fresh server over a private copy of the artifacts. A retrain is "
+        "`python -m training full` promoting a new version that the server hot-reloads during "
+        "the run.",
+        "",
+        *_table(["Scenario", "Condition", "p99", "Requests/s", "Failed or wrong"], rows),
+    ]
+
+
+def render(report: Report) -> str:
+    """The whole report as Markdown."""
+    settings = report.settings
+    load_after = report.load_after or report.load_before
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m loadtests.bench`); do not edit by hand. How to run "
+        "and read it: [loadtesting.md](loadtesting.md).",
+        "",
+        f"- **Date:** {report.started_at:%Y-%m-%d %H:%M} UTC",
+        f"- **Machine:** {machine()}. Shared with other work: load average "
+        f"{report.load_before[0]:.1f} before, {load_after[0]:.1f} after.",
+        f"- **Versions:** {versions()}",
+        f"- **Model:** {report.model.version} ({report.model.model_type}, "
+        f"{report.model.params.n_estimators} trees, at most {report.model.params.max_leaf_nodes} "
+        "leaves each)",
+        f"- **Runs:** every figure is the median (min–max) of {settings.repeats} repeats"
+        f"{f', {settings.duration_s:g} s each' if report.http else ''}.",
+        "",
+        "## Targets",
+        "",
+        *_table(["Target (2-core machine)", "Measured (median)", "Met"], targets(report)),
+    ]
+    if report.inprocess:
+        lines += ["", *_inprocess_section(report.inprocess)]
+    if report.http:
+        lines += ["", *_http_section(report.http, settings)]
+        if report.http.batch:
+            lines += ["", *_batch_section(report.http.batch)]
+    if report.startup_s or report.worker_rss:
+        lines += ["", *_startup_section(report)]
+    if report.scenarios:
+        lines += ["", *_scenario_section(report.scenarios)]
+    return "\n".join(lines) + "\n"
+
+
+def now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
