@@ -1,0 +1,1 @@
+"""Serving: a slim Litestar + msgspec + onnxruntime server (no scikit-learn, no pandas)."""

@@ -1,0 +1,111 @@
+"""``python -m serving``: check the artifact, then run the ASGI server with one worker per core.
+
+Settings come from ``DRUGCLF_*`` environment variables (see ``serving.settings``). A missing,
+corrupt or mismatched model stops the start with one log line and exit status 2, before any
+worker exists: never a server that answers 500 later.
+"""
+
+# Imports are deferred on purpose: prometheus_client must see PROMETHEUS_MULTIPROC_DIR at import,
+# and uvicorn exists only in the dev group.
+# ruff: noqa: PLC0415
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from typing import Final
+
+EXIT_BAD_CONFIG: Final = 2
+logger = logging.getLogger("serving")
+
+
+def main() -> int:
+    """Run the server until interrupted; returns the process exit status."""
+    from serving import logs
+    from serving.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        logs.configure()
+        logger.error("cannot start: %s", exc)
+        return EXIT_BAD_CONFIG
+    logs.configure(settings.log_level, settings.log_format)
+    workers = settings.worker_count()
+    metrics_dir = _share_metrics_between(workers)
+    try:
+        # Imported after the metrics directory is set: prometheus_client reads it at import.
+        from drugclf.artifact import ArtifactError
+        from drugclf.registry import Registry
+        from serving.model import DrugModel
+
+        try:
+            model = DrugModel.load(
+                Registry(settings.artifacts_dir).resolve_current(),
+                intra_op_threads=settings.ort_intra_op_threads,
+            )
+        except ArtifactError as exc:
+            logger.error("cannot start: %s", exc)
+            return EXIT_BAD_CONFIG
+        logger.info(
+            "starting %s on http://%s:%d with %d worker(s), model %s",
+            settings.server,
+            settings.host,
+            settings.port,
+            workers,
+            model.version,
+            extra={"model_version": model.version},
+        )
+        del model
+        _run(settings.server, settings.host, settings.port, workers, settings.log_level)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _share_metrics_between(workers: int) -> str | None:
+    """With several workers, let Prometheus sum every worker's samples (multiprocess mode)."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    path = tempfile.mkdtemp(prefix="drugclf-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def _run(server: str, host: str, port: int, workers: int, log_level: str) -> None:
+    target = "serving.app:create_app_from_env"
+    if server == "uvicorn":
+        import uvicorn  # only in the dev group: used to compare against granian
+
+        uvicorn.run(
+            target,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            log_level=log_level.lower(),
+        )
+        return
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    Server(
+        target,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_level=LogLevels.warning,
+        backlog=2048,
+    ).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""The Litestar application: ``create_app(settings)`` builds it, the lifespan loads the model.
+
+Handlers are thin: they take the raw body, call the codec and the model, and return prebuilt
+bytes. Domain errors become HTTP answers in ``serving.handlers`` (one place, one JSON shape).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Final
+
+from litestar import Litestar, MediaType, Request, get, post
+from litestar.di import Provide
+from litestar.enums import RequestEncodingType
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.params import Body
+from litestar.response.base import ASGIResponse
+
+from drugclf.artifact import ArtifactError
+from drugclf.contract import Patient
+from drugclf.registry import Registry
+from serving import logs
+from serving.codec import PatientCodec
+from serving.docs import openapi_config, static_router
+from serving.errors import ErrorBody, ModelUnavailableError, UnsupportedMediaTypeError
+from serving.handlers import exception_handlers
+from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from serving.metrics import ServerMetrics
+from serving.middleware import RequestObserver
+from serving.model import DrugModel
+from serving.reload import ModelHolder
+from serving.schemas import (
+    HealthResponse,
+    ModelInfoResponse,
+    PredictionResponse,
+    Probabilities,
+    ReadyResponse,
+)
+from serving.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+JSON: Final = "application/json"
+_JSON_BYTES: Final = b"application/json"
+_CONTENT_TYPE: Final = b"content-type"
+
+EXAMPLE_PATIENT: Final = {
+    "Age": 45,
+    "Sex": "M",
+    "BP": "HIGH",
+    "Cholesterol": "NORMAL",
+    "Na_to_K": 15.5,
+}
+EXAMPLE_PATIENT_2: Final = {
+    "Age": 61,
+    "Sex": "F",
+    "BP": "LOW",
+    "Cholesterol": "HIGH",
+    "Na_to_K": 25.4,
+}
+EXAMPLE_ANSWER: Final = {
+    "prediction": "DrugA",
+    "probabilities": {"DrugA": 0.91, "DrugB": 0.05, "DrugC": 0.0, "DrugX": 0.02, "DrugY": 0.02},
+    "model_version": "20261127-101500-3f9a2c",
+    "status": "success",
+}
+EXAMPLE_ERROR: Final = {
+    "status": "error",
+    "code": "validation_error",
+    "message": "Expected `int`, got `str`",
+    "request_id": "5f0c2f3e9a4b4f8c8d1e2a3b4c5d6e7f",
+    "field": "Age",
+    "index": 1,
+    "expected": "an integer >= 0 and <= 120",
+}
+
+PatientBody = Annotated[
+    Patient | list[Patient],
+    Body(
+        title="A patient, or an array of patients",
+        description="One patient object, or a JSON array of them (1 to the max batch size). "
+        "Decoded strictly: no type coercion, no unknown fields.",
+        media_type=RequestEncodingType.JSON,
+        examples=[
+            Example(summary="One patient", value=EXAMPLE_PATIENT),
+            Example(summary="A batch of two", value=[EXAMPLE_PATIENT, EXAMPLE_PATIENT_2]),
+        ],
+    ),
+]
+
+
+def _document_body(data: PatientBody) -> None:  # pragma: no cover - never called
+    """Only for the OpenAPI schema: handlers read the raw body and decode it strictly."""
+
+
+def _error_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        ErrorBody,
+        description=description,
+        generate_examples=False,
+        examples=[Example(summary="Error shape", value=EXAMPLE_ERROR)],
+    )
+
+
+_ERROR_RESPONSES: Final = {
+    400: _error_spec("Empty or malformed JSON body"),
+    413: _error_spec("Body larger than the limit"),
+    415: _error_spec("Content type is not JSON"),
+    422: _error_spec("Invalid patient or batch: names the field, its index and what it takes"),
+    503: _error_spec("No model loaded"),
+}
+
+
+def _check_json(request: Request[Any, Any, Any]) -> None:
+    for name, value in request.scope["headers"]:
+        if name == _CONTENT_TYPE:
+            media = value.split(b";", 1)[0].strip().lower()
+            if media != _JSON_BYTES and not media.endswith(b"+json"):
+                raise UnsupportedMediaTypeError(
+                    f"content type {value.decode('latin-1')!r} is not supported",
+                    expected="application/json",
+                )
+            return
+
+
+def model_info(model: DrugModel) -> ModelInfoResponse:
+    """The ``/model/info`` answer for a model."""
+    meta = model.metadata
+    return ModelInfoResponse(
+        model_type=meta.model_type,
+        model_version=meta.version,
+        n_estimators=meta.params.n_estimators,
+        max_leaf_nodes=meta.params.max_leaf_nodes,
+        binning=meta.params.binning,
+        smote=meta.params.smote,
+        classes=list(meta.classes),
+        features=list(meta.features),
+        metrics=meta.metrics,
+        created_at=meta.created_at,
+        data_sha256=meta.data_sha256,
+        data_rows=meta.data_rows,
+        git_commit=meta.git_commit,
+        parity=meta.parity,
+        parity_passed=meta.parity.passed,
+        library_versions=meta.library_versions,
+        opset=meta.opset,
+    )
+
+
+def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes are closures
+    """Build the application; the model is loaded when the lifespan starts."""
+    metrics = ServerMetrics()
+    holder = ModelHolder(
+        Registry(settings.artifacts_dir),
+        intra_op_threads=settings.ort_intra_op_threads,
+        on_change=lambda model: metrics.set_model_version(model.version),
+    )
+    codec = PatientCodec(settings.max_batch_size)
+    info_cache: dict[str, bytes] = {}
+
+    def _model() -> DrugModel:
+        model = holder.model
+        if model is None:
+            raise ModelUnavailableError("no model is loaded yet")
+        return model
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Refuse to start on a bad artifact: raising here aborts the server's startup.
+        model = holder.load_current()
+        logger.info(
+            "serving model %s from %s",
+            model.version,
+            model.path,
+            extra={"model_version": model.version},
+        )
+        async with holder.watching(settings.reload_interval):
+            yield
+
+    @get("/health", media_type=MediaType.JSON, tags=["status"])
+    async def health() -> HealthResponse:
+        """Liveness: the process answers. Reports whether and which model is loaded."""
+        model = holder.model
+        return HealthResponse(
+            status="healthy",
+            model_loaded=model is not None,
+            model_version=model.version if model is not None else None,
+        )
+
+    @get(
+        "/ready",
+        tags=["status"],
+        responses={
+            503: ResponseSpec(ReadyResponse, description="No model loaded", generate_examples=False)
+        },
+    )
+    async def ready() -> ASGIResponse:
+        """Readiness: 200 only when a model is loaded and can answer."""
+        model = holder.model
+        body = ReadyResponse(
+            status="ready" if model else "not_ready",
+            model_version=model.version if model else None,
+        )
+        return ASGIResponse(
+            body=codec.encode(body), status_code=200 if model else 503, media_type=JSON
+        )
+
+    @post(
+        "/predict",
+        tags=["prediction"],
+        status_code=200,
+        dependencies={"_body_schema": Provide(_document_body, sync_to_thread=False)},
+        responses={
+            200: ResponseSpec(
+                PredictionResponse | list[PredictionResponse],
+                description="One answer per patient, in the order sent",
+                generate_examples=False,
+                examples=[
+                    Example(summary="One patient", value=EXAMPLE_ANSWER),
+                    Example(summary="A batch", value=[EXAMPLE_ANSWER, EXAMPLE_ANSWER]),
+                ],
+            ),
+            **_ERROR_RESPONSES,
+        },
+    )
+    async def predict(request: Request[Any, Any, Any]) -> ASGIResponse:
+        """Predict the drug class of one patient, or of a batch in one model call.
+
+        The body is a patient object or an array of them. The answer carries the version of
+        the model that produced it.
+        """
+        _check_json(request)
+        patients = codec.decode(await request.body())
+        model = _model()
+        # The one place results are produced (a prediction log hooks in here).
+        if isinstance(patients, Patient):
+            result = model.predict_one(patients)
+            label = result.labels[0]
+            body = codec.encode_one(label, result.probabilities[0], model.version)
+            metrics.observe_prediction(label)
+        else:
+            result = model.predict(patients)
+            body = codec.encode_many(result.labels, result.probabilities, model.version)
+            metrics.observe_predictions(result.labels)
+        request.scope["state"]["model_version"] = model.version
+        return ASGIResponse(body=body, media_type=JSON)
+
+    @get(
+        "/model/info",
+        tags=["model"],
+        responses={
+            200: ResponseSpec(
+                ModelInfoResponse, description="The loaded model", generate_examples=False
+            ),
+            503: _error_spec("No model loaded"),
+        },
+    )
+    async def get_model_info() -> ASGIResponse:
+        """What the loaded model is: type, version, params, classes, features, metrics, parity."""
+        model = _model()
+        body = info_cache.get(model.version)
+        if body is None:
+            body = info_cache[model.version] = codec.encode(model_info(model))
+        return ASGIResponse(body=body, media_type=JSON)
+
+    @get("/metrics", tags=["status"], include_in_schema=True)
+    async def get_metrics() -> ASGIResponse:
+        """Prometheus metrics in the text exposition format."""
+        return ASGIResponse(body=metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    route_handlers: list[Any] = [
+        health,
+        ready,
+        predict,
+        get_model_info,
+        get_metrics,
+        static_router(),
+    ]
+
+    if settings.bench_routes:
+        fixed = PredictionResponse("DrugY", Probabilities(0.0, 0.0, 0.0, 0.0, 1.0), "bench")
+        fixed_one = codec.encode(fixed)
+
+        @post(
+            "/bench/reference",
+            tags=["bench"],
+            status_code=200,
+            dependencies={"_body_schema": Provide(_document_body, sync_to_thread=False)},
+        )
+        async def bench_reference(request: Request[Any, Any, Any]) -> ASGIResponse:
+            """Model-free baseline for ``make bench``: /predict's decoding, a fixed answer."""
+            _check_json(request)
+            patients = codec.decode(await request.body())
+            if isinstance(patients, Patient):
+                body = fixed_one
+            else:
+                body = b"[" + b",".join([fixed_one] * len(patients)) + b"]"
+            return ASGIResponse(body=body, media_type=JSON)
+
+        route_handlers.append(bench_reference)
+
+    app = Litestar(
+        route_handlers=route_handlers,
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers(codec),
+        openapi_config=openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,
+        debug=False,
+    )
+    app.state.holder = holder
+    app.state.metrics = metrics
+    app.state.settings = settings
+    # Outermost layer, around Litestar's exception handling, so 404/405 are observed too.
+    app.asgi_handler = RequestObserver(
+        app.asgi_handler,
+        metrics,
+        access_log=settings.access_log,
+        current_version=lambda: holder.model.version if holder.model is not None else None,
+    )
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """App factory for ASGI servers (``granian --factory serving.app:create_app_from_env``).
+
+    Each worker process calls it, so it also sets up that worker's logging.
+    """
+    settings = Settings.from_env()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+__all__ = ["ArtifactError", "create_app", "create_app_from_env"]

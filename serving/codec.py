@@ -1,0 +1,83 @@
+"""Strict request decoding and fast response encoding for ``/predict``, built once per app.
+
+Litestar would convert a body leniently (``"47"`` becomes 47); the prebuilt msgspec decoder
+here is strict and knows the batch limit, so one call validates everything. Errors become the
+domain errors of ``serving.errors`` with the field, its index and what it accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from drugclf.contract import Patient
+from serving.errors import BatchSizeError, MalformedBodyError, from_validation_error
+from serving.schemas import PredictionResponse, Probabilities
+
+# Probabilities are float32 in the graph; six decimals keep the JSON short and free of float32
+# noise (0.9000000357627869) while staying far below the parity tolerance.
+PROBABILITY_DECIMALS: Final = 6
+_BATCH_PREFIX: Final = "Expected `array` of length"
+
+
+class PatientCodec:
+    """Decode ``Patient | list[Patient]`` strictly; encode prediction answers."""
+
+    def __init__(self, max_batch_size: int) -> None:
+        self.max_batch_size = max_batch_size
+        batch = Annotated[list[Patient], msgspec.Meta(min_length=1, max_length=max_batch_size)]
+        self._decoder = msgspec.json.Decoder(Patient | batch)
+        self._encoder = msgspec.json.Encoder()
+
+    def decode(self, body: bytes) -> Patient | list[Patient]:
+        """One patient or a non-empty batch of at most ``max_batch_size`` patients.
+
+        Raises:
+            MalformedBodyError: empty or not JSON.
+            BatchSizeError: an empty array or more patients than the limit.
+            InvalidInputError: JSON that is not a valid patient (names field, index, expectation).
+        """
+        try:
+            decoded: Patient | list[Patient] = self._decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            if str(exc).startswith(_BATCH_PREFIX):
+                raise BatchSizeError(
+                    f"a batch holds 1 to {self.max_batch_size} patients",
+                    expected=f"a JSON array of 1 to {self.max_batch_size} patient objects",
+                ) from None
+            raise from_validation_error(exc) from None
+        except msgspec.DecodeError as exc:
+            reason = "the request body is empty" if not body.strip() else _json_reason(exc)
+            raise MalformedBodyError(reason, expected="a JSON object or array") from None
+        return decoded
+
+    def encode_one(self, label: str, probabilities: npt.NDArray[np.float32], version: str) -> bytes:
+        """The answer for one patient (``probabilities`` is its row)."""
+        row = probabilities.astype(np.float64).round(PROBABILITY_DECIMALS).tolist()
+        return self._encoder.encode(PredictionResponse(label, Probabilities(*row), version))
+
+    def encode_many(
+        self, labels: Sequence[str], probabilities: npt.NDArray[np.float32], version: str
+    ) -> bytes:
+        """The answers for a batch, in order."""
+        rows = probabilities.astype(np.float64).round(PROBABILITY_DECIMALS).tolist()
+        return self._encoder.encode(
+            [
+                PredictionResponse(label, Probabilities(*row), version)
+                for label, row in zip(labels, rows, strict=True)
+            ]
+        )
+
+    def encode(self, value: object) -> bytes:
+        """Encode any other answer with the shared encoder."""
+        return self._encoder.encode(value)
+
+
+def _json_reason(exc: msgspec.DecodeError) -> str:
+    # msgspec says e.g. "JSON is malformed: invalid character (byte 65)"; NaN and Infinity
+    # land here too because JSON has no such literals.
+    return f"the request body is not valid JSON ({exc})"

@@ -1,0 +1,97 @@
+"""The outermost ASGI layer: request ids, access logs and request metrics for every answer.
+
+It wraps Litestar's exception-handling router (not a route's handler stack), so 404/405 and
+errors raised before routing get a request id, a log line and a metric as well. Pure ASGI:
+a Litestar middleware would add a per-request object allocation on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Final
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.metrics import ServerMetrics
+
+access_logger = logging.getLogger("serving.access")
+
+REQUEST_ID_HEADER: Final = b"x-request-id"
+# Echo a client's id only if it is short and harmless in logs and headers.
+_SAFE_ID: Final = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
+UNMATCHED_ROUTE: Final = "unmatched"
+
+
+def _request_id(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            return value if _SAFE_ID.match(value) else uuid.uuid4().hex.encode()
+    return uuid.uuid4().hex.encode()
+
+
+class RequestObserver:
+    """Give every HTTP request an id (echoed or new), then log and count its answer."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ServerMetrics,
+        *,
+        access_log: bool,
+        current_version: Callable[[], str | None],
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+        self.current_version = current_version
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the wrapped app with an id header added to the response start."""
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        state = scope["state"]
+        state["request_id"] = request_id_text = request_id.decode()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers") or ())
+                headers.append((REQUEST_ID_HEADER, request_id))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or UNMATCHED_ROUTE
+            method = scope["method"]
+            self.metrics.observe_request(route, method, status, elapsed)
+            if self.access_log:
+                access_logger.info(
+                    "%s %s %d %.2fms",
+                    method,
+                    scope["path"],
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "request_id": request_id_text,
+                        "method": method,
+                        "route": route,
+                        "path": scope["path"],
+                        "status": status,
+                        "latency_ms": round(elapsed * 1000, 3),
+                        # The version that answered, else the one loaded now.
+                        "model_version": state.get("model_version") or self.current_version(),
+                    },
+                )

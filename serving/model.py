@@ -1,0 +1,186 @@
+"""The served model: an ONNX session plus its metadata, checked before it answers anything.
+
+``DrugModel.load`` refuses an artifact whose metadata does not match the ONNX session or the
+feature contract; ``predict`` takes decoded patients and returns labels and probabilities. No
+HTTP here, no scikit-learn, no pandas: the preprocessing is inside the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from drugclf.artifact import (
+    LABEL_OUTPUT,
+    MODEL_FILE,
+    PROBABILITIES_OUTPUT,
+    ArtifactError,
+    ArtifactMetadata,
+    read_metadata,
+)
+from drugclf.contract import CLASSES, FEATURE_NAMES, FIELDS, Patient
+
+logger = logging.getLogger(__name__)
+
+# metadata element_type -> (ONNX session type string, numpy dtype of the column we feed).
+_ELEMENT_TYPES: Final[dict[str, tuple[str, Any]]] = {
+    "int64": ("tensor(int64)", np.int64),
+    "double": ("tensor(double)", np.float64),
+    "string": ("tensor(string)", object),
+}
+# What the contract says each feature is, as an ONNX element type.
+_CONTRACT_TYPES: Final = {"integer": "int64", "number": "double", "category": "string"}
+
+
+def session_options(intra_op_threads: int = 1) -> ort.SessionOptions:
+    """Options for many small requests served by one worker process per core.
+
+    One intra-op thread and no spinning: each core already runs a worker, so a thread pool
+    per session only adds contention (and spinning threads burn the core another worker
+    needs). Measured in docs/serving.md.
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: ORT's warnings are not ours to show
+    return options
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """Labels and per-class probabilities (columns in ``DrugModel.classes`` order)."""
+
+    labels: list[str]
+    probabilities: npt.NDArray[np.float32]
+
+
+class DrugModel:
+    """One loaded, checked model version. Immutable once loaded; share it freely."""
+
+    def __init__(
+        self, session: ort.InferenceSession, metadata: ArtifactMetadata, path: Path
+    ) -> None:
+        self.session = session
+        self.metadata = metadata
+        self.path = path
+        self.version = metadata.version
+        self.classes: tuple[str, ...] = tuple(metadata.classes)
+        self._outputs = [LABEL_OUTPUT, PROBABILITIES_OUTPUT]
+
+    @classmethod
+    def load(cls, version_dir: Path, *, intra_op_threads: int = 1) -> DrugModel:
+        """Load and check one version folder (``artifacts/current`` resolved, or a version).
+
+        Raises:
+            ArtifactError: the folder, the metadata or the ONNX file is missing, unreadable,
+                or does not match the feature contract.
+        """
+        metadata = read_metadata(version_dir)
+        _check_metadata(metadata, version_dir)
+        model_path = version_dir / MODEL_FILE
+        try:
+            session = ort.InferenceSession(
+                str(model_path),
+                sess_options=session_options(intra_op_threads),
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ArtifactError(f"{model_path} is not a loadable ONNX model: {reason}") from exc
+        _check_session(session, metadata, model_path)
+        model = cls(session, metadata, version_dir)
+        model.predict([_PROBE])  # fail at load, not on the first request
+        return model
+
+    def predict(self, patients: Sequence[Patient]) -> Predictions:
+        """Predict a batch in one onnxruntime call (the order of ``patients`` is kept)."""
+        feeds = {
+            "Age": np.array([[p.Age] for p in patients], dtype=np.int64),
+            "Sex": np.array([[p.Sex] for p in patients], dtype=object),
+            "BP": np.array([[p.BP] for p in patients], dtype=object),
+            "Cholesterol": np.array([[p.Cholesterol] for p in patients], dtype=object),
+            "Na_to_K": np.array([[p.Na_to_K] for p in patients], dtype=np.float64),
+        }
+        labels, probabilities = self.session.run(self._outputs, feeds)
+        return Predictions(labels=labels.tolist(), probabilities=probabilities)
+
+    def predict_one(self, patient: Patient) -> Predictions:
+        """``predict`` for a single patient, with less array-building overhead."""
+        feeds = {
+            "Age": np.array([[patient.Age]], dtype=np.int64),
+            "Sex": np.array([[patient.Sex]], dtype=object),
+            "BP": np.array([[patient.BP]], dtype=object),
+            "Cholesterol": np.array([[patient.Cholesterol]], dtype=object),
+            "Na_to_K": np.array([[patient.Na_to_K]], dtype=np.float64),
+        }
+        labels, probabilities = self.session.run(self._outputs, feeds)
+        return Predictions(labels=labels.tolist(), probabilities=probabilities)
+
+
+_PROBE: Final = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
+
+
+def _check_metadata(metadata: ArtifactMetadata, where: Path) -> None:
+    if tuple(metadata.classes) != CLASSES:
+        raise ArtifactError(
+            f"{where}: metadata classes {metadata.classes} differ from the contract {list(CLASSES)}"
+        )
+    names = tuple(i.name for i in metadata.inputs)
+    if names != FEATURE_NAMES:
+        raise ArtifactError(
+            f"{where}: metadata inputs {list(names)} differ from the contract {list(FEATURE_NAMES)}"
+        )
+    for spec, declared in zip(FIELDS, metadata.inputs, strict=True):
+        if _CONTRACT_TYPES[spec.type] != declared.element_type:
+            raise ArtifactError(
+                f"{where}: input {declared.name} is {declared.element_type} in the metadata "
+                f"but {_CONTRACT_TYPES[spec.type]} in the contract"
+            )
+    missing = {LABEL_OUTPUT, PROBABILITIES_OUTPUT} - set(metadata.outputs)
+    if missing:
+        raise ArtifactError(f"{where}: metadata outputs lack {sorted(missing)}")
+
+
+def _check_session(
+    session: ort.InferenceSession, metadata: ArtifactMetadata, model_path: Path
+) -> None:
+    graph_inputs = {i.name: i for i in session.get_inputs()}
+    declared = {i.name: i.element_type for i in metadata.inputs}
+    if set(graph_inputs) != set(declared):
+        raise ArtifactError(
+            f"{model_path}: graph inputs {sorted(graph_inputs)} differ from the metadata "
+            f"inputs {sorted(declared)}"
+        )
+    for name, element_type in declared.items():
+        onnx_type = _ELEMENT_TYPES[element_type][0]
+        node = graph_inputs[name]
+        if node.type != onnx_type:
+            raise ArtifactError(
+                f"{model_path}: graph input {name} is {node.type}, metadata says {onnx_type}"
+            )
+        if len(node.shape) != 2 or node.shape[1] not in (1, None, "?"):
+            raise ArtifactError(
+                f"{model_path}: graph input {name} has shape {node.shape}, not [N, 1]"
+            )
+    outputs = {o.name: o for o in session.get_outputs()}
+    if LABEL_OUTPUT not in outputs or PROBABILITIES_OUTPUT not in outputs:
+        raise ArtifactError(
+            f"{model_path}: graph outputs {sorted(outputs)} lack "
+            f"'{LABEL_OUTPUT}' and '{PROBABILITIES_OUTPUT}' (was it exported with ZipMap?)"
+        )
+    if outputs[PROBABILITIES_OUTPUT].type != "tensor(float)":
+        raise ArtifactError(
+            f"{model_path}: output {PROBABILITIES_OUTPUT} is {outputs[PROBABILITIES_OUTPUT].type}, "
+            "expected tensor(float)"
+        )

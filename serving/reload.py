@@ -1,0 +1,113 @@
+"""The model holder: which model answers now, and hot reload when ``artifacts/current`` moves.
+
+Every worker process owns one holder. A background task polls the registry's ``current`` link
+(one ``readlink`` per interval); a new version is loaded and checked in a thread, exactly as at
+startup, and only then swapped in with one reference assignment. In-flight requests keep the
+model object they started with, so nothing fails or is dropped. A bad artifact is refused with
+one logged error and the old model keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import anyio.to_thread
+
+from drugclf.artifact import ArtifactError
+from drugclf.registry import Registry
+from serving.model import DrugModel
+
+logger = logging.getLogger(__name__)
+
+
+class ModelHolder:
+    """Holds the current ``DrugModel`` of this process and replaces it when told to."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        intra_op_threads: int = 1,
+        on_change: Callable[[DrugModel], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.intra_op_threads = intra_op_threads
+        self.model: DrugModel | None = None
+        self._on_change = on_change
+        self._refused: str | None = None
+
+    def load_current(self) -> DrugModel:
+        """Load what ``current`` points at now and serve it (startup path).
+
+        Raises:
+            ArtifactError: nothing is published, or the artifact is missing, corrupt or
+                does not match the contract.
+        """
+        model = self._load(self.registry.resolve_current())
+        self._swap(model)
+        return model
+
+    def _load(self, folder: Path) -> DrugModel:
+        return DrugModel.load(folder, intra_op_threads=self.intra_op_threads)
+
+    def _swap(self, model: DrugModel) -> None:
+        self.model = model
+        self._refused = None
+        if self._on_change is not None:
+            self._on_change(model)
+
+    async def refresh(self) -> bool:
+        """Load the version ``current`` points at if it is new and valid; True if swapped."""
+        version = self.registry.current_version()
+        loaded = self.model.version if self.model is not None else None
+        if version is None or version in (loaded, self._refused):
+            return False
+        try:
+            folder = self.registry.resolve_current()
+            # Building an ONNX session takes milliseconds to seconds: keep the event loop free.
+            model = await anyio.to_thread.run_sync(self._load, folder)
+        except ArtifactError as exc:
+            self._refused = version
+            logger.error(
+                "refused new model %s, still serving %s: %s",
+                version,
+                loaded,
+                exc,
+                extra={"model_version": loaded, "refused_version": version},
+            )
+            return False
+        self._swap(model)
+        logger.info(
+            "now serving model %s (was %s)",
+            model.version,
+            loaded,
+            extra={"model_version": model.version, "previous_version": loaded},
+        )
+        return True
+
+    async def watch(self, interval: float) -> None:
+        """Poll ``current`` every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception:  # a reload bug must never kill the watcher of a serving worker
+                logger.exception("model reload check failed")
+
+    @contextlib.asynccontextmanager
+    async def watching(self, interval: float) -> AsyncIterator[None]:
+        """Run ``watch`` in the background for the duration of the block (0 disables it)."""
+        if interval <= 0:
+            yield
+            return
+        task = asyncio.create_task(self.watch(interval), name="drugclf-model-reload")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

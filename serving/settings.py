@@ -1,0 +1,95 @@
+"""Typed server settings, read once from ``DRUGCLF_*`` environment variables and passed in.
+
+Nothing here is cached globally: ``Settings.from_env()`` builds a fresh object, so tests build
+their own with ``Settings(artifacts_dir=tmp_path, ...)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import msgspec
+
+ENV_PREFIX: Final = "DRUGCLF_"
+
+LogFormat = Literal["json", "text"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+AsgiServer = Literal["granian", "uvicorn"]
+
+
+class SettingsError(Exception):
+    """An environment variable does not hold a valid setting."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the server can be told, each field from ``DRUGCLF_<FIELD NAME IN CAPITALS>``."""
+
+    artifacts_dir: Path = Path("artifacts")
+    """Registry root; the server serves ``<artifacts_dir>/current``."""
+    host: str = "127.0.0.1"
+    """Address to bind (``0.0.0.0`` inside a container)."""
+    port: int = 8000
+    """TCP port to bind."""
+    workers: int = 0
+    """Worker processes; 0 means one per CPU core."""
+    server: AsgiServer = "granian"
+    """ASGI server that ``python -m serving`` runs (granian measured faster, see docs)."""
+    log_level: LogLevel = "INFO"
+    """Root log level."""
+    log_format: LogFormat = "json"
+    """``json`` (one object per line, for machines) or ``text`` (for people)."""
+    access_log: bool = True
+    """Log one line per request (route, status, latency, model version, request id)."""
+    max_batch_size: int = 1000
+    """Most patients accepted in one ``POST /predict`` array."""
+    max_body_bytes: int = 1_048_576
+    """Largest request body accepted, in bytes (413 above it)."""
+    reload_interval: float = 1.0
+    """Seconds between checks of ``artifacts/current`` for a new model (0 disables hot reload)."""
+    ort_intra_op_threads: int = 1
+    """onnxruntime intra-op threads per session; 1 because each core already runs a worker."""
+    admin_token: str | None = None
+    """Bearer token for the admin endpoints (model management); None disables them."""
+    bench_routes: bool = False
+    """Register ``POST /bench/reference``, the model-free baseline ``make bench`` compares with."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``DRUGCLF_*`` variables (``environ`` defaults to ``os.environ``).
+
+        Raises:
+            SettingsError: a variable cannot be converted to its field's type.
+        """
+        env = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        for name in cls.__struct_fields__:
+            value = env.get(ENV_PREFIX + name.upper())
+            if value is not None and value != "":
+                raw[name] = value
+        raw.update(overrides)
+        try:
+            # Environment values are strings: lax conversion turns "2" into 2 and "1" into True.
+            return msgspec.convert(raw, cls, strict=False, dec_hook=_dec_hook)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"invalid setting: {_env_message(exc)}") from exc
+
+    def worker_count(self) -> int:
+        """Workers to start: the setting, or one per CPU core."""
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+
+def _dec_hook(type_: type, value: Any) -> Any:
+    if type_ is Path:
+        return Path(value)
+    raise NotImplementedError  # pragma: no cover
+
+
+def _env_message(exc: msgspec.ValidationError) -> str:
+    message = str(exc)
+    if " - at `$." in message:
+        message, field = message.rsplit(" - at `$.", 1)
+        return f"{ENV_PREFIX}{field.rstrip('`').upper()}: {message}"
+    return message
