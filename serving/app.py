@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Final
 
-from litestar import Litestar, MediaType, Request, get, post
+from litestar import Litestar, Request, get, post
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body
-from litestar.response.base import ASGIResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from drugclf.artifact import ArtifactError
 from drugclf.contract import Patient
@@ -27,11 +27,11 @@ from serving.codec import PatientCodec
 from serving.docs import openapi_config, static_router
 from serving.errors import ErrorBody, ModelUnavailableError, UnsupportedMediaTypeError
 from serving.handlers import exception_handlers
-from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.metrics import ServerMetrics
 from serving.middleware import RequestObserver
 from serving.model import DrugModel
 from serving.reload import ModelHolder
+from serving.responses import RawResponse
 from serving.schemas import (
     HealthResponse,
     ModelInfoResponse,
@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 JSON: Final = "application/json"
 _JSON_BYTES: Final = b"application/json"
 _CONTENT_TYPE: Final = b"content-type"
+METRICS_CONTENT_TYPE: Final = (_CONTENT_TYPE, CONTENT_TYPE_LATEST.encode())
 
 EXAMPLE_PATIENT: Final = {
     "Age": 45,
@@ -180,15 +181,20 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         async with holder.watching(settings.reload_interval):
             yield
 
-    @get("/health", media_type=MediaType.JSON, tags=["status"])
-    async def health() -> HealthResponse:
+    @get(
+        "/health",
+        tags=["status"],
+        responses={200: ResponseSpec(HealthResponse, description="Alive", generate_examples=False)},
+    )
+    async def health() -> RawResponse:
         """Liveness: the process answers. Reports whether and which model is loaded."""
         model = holder.model
-        return HealthResponse(
+        body = HealthResponse(
             status="healthy",
             model_loaded=model is not None,
             model_version=model.version if model is not None else None,
         )
+        return RawResponse(codec.encode(body))
 
     @get(
         "/ready",
@@ -197,16 +203,14 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             503: ResponseSpec(ReadyResponse, description="No model loaded", generate_examples=False)
         },
     )
-    async def ready() -> ASGIResponse:
+    async def ready() -> RawResponse:
         """Readiness: 200 only when a model is loaded and can answer."""
         model = holder.model
         body = ReadyResponse(
             status="ready" if model else "not_ready",
             model_version=model.version if model else None,
         )
-        return ASGIResponse(
-            body=codec.encode(body), status_code=200 if model else 503, media_type=JSON
-        )
+        return RawResponse(codec.encode(body), 200 if model else 503)
 
     @post(
         "/predict",
@@ -226,7 +230,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             **_ERROR_RESPONSES,
         },
     )
-    async def predict(request: Request[Any, Any, Any]) -> ASGIResponse:
+    async def predict(request: Request[Any, Any, Any]) -> RawResponse:
         """Predict the drug class of one patient, or of a batch in one model call.
 
         The body is a patient object or an array of them. The answer carries the version of
@@ -246,7 +250,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             body = codec.encode_many(result.labels, result.probabilities, model.version)
             metrics.observe_predictions(result.labels)
         request.scope["state"]["model_version"] = model.version
-        return ASGIResponse(body=body, media_type=JSON)
+        return RawResponse(body)
 
     @get(
         "/model/info",
@@ -258,18 +262,18 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             503: _error_spec("No model loaded"),
         },
     )
-    async def get_model_info() -> ASGIResponse:
+    async def get_model_info() -> RawResponse:
         """What the loaded model is: type, version, params, classes, features, metrics, parity."""
         model = _model()
         body = info_cache.get(model.version)
         if body is None:
             body = info_cache[model.version] = codec.encode(model_info(model))
-        return ASGIResponse(body=body, media_type=JSON)
+        return RawResponse(body)
 
     @get("/metrics", tags=["status"], include_in_schema=True)
-    async def get_metrics() -> ASGIResponse:
+    async def get_metrics() -> RawResponse:
         """Prometheus metrics in the text exposition format."""
-        return ASGIResponse(body=metrics.render(), media_type=METRICS_CONTENT_TYPE)
+        return RawResponse(metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     route_handlers: list[Any] = [
         health,
@@ -290,7 +294,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             status_code=200,
             dependencies={"_body_schema": Provide(_document_body, sync_to_thread=False)},
         )
-        async def bench_reference(request: Request[Any, Any, Any]) -> ASGIResponse:
+        async def bench_reference(request: Request[Any, Any, Any]) -> RawResponse:
             """Model-free baseline for ``make bench``: /predict's decoding, a fixed answer."""
             _check_json(request)
             patients = codec.decode(await request.body())
@@ -298,7 +302,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
                 body = fixed_one
             else:
                 body = b"[" + b",".join([fixed_one] * len(patients)) + b"]"
-            return ASGIResponse(body=body, media_type=JSON)
+            return RawResponse(body)
 
         route_handlers.append(bench_reference)
 

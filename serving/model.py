@@ -8,6 +8,7 @@ HTTP here, no scikit-learn, no pandas: the preprocessing is inside the ONNX grap
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,7 @@ class DrugModel:
         self.version = metadata.version
         self.classes: tuple[str, ...] = tuple(metadata.classes)
         self._outputs = [LABEL_OUTPUT, PROBABILITIES_OUTPUT]
+        self._local = threading.local()
 
     @classmethod
     def load(cls, version_dir: Path, *, intra_op_threads: int = 1) -> DrugModel:
@@ -116,14 +118,22 @@ class DrugModel:
         return Predictions(labels=labels.tolist(), probabilities=probabilities)
 
     def predict_one(self, patient: Patient) -> Predictions:
-        """``predict`` for a single patient, with less array-building overhead."""
-        feeds = {
-            "Age": np.array([[patient.Age]], dtype=np.int64),
-            "Sex": np.array([[patient.Sex]], dtype=object),
-            "BP": np.array([[patient.BP]], dtype=object),
-            "Cholesterol": np.array([[patient.Cholesterol]], dtype=object),
-            "Na_to_K": np.array([[patient.Na_to_K]], dtype=np.float64),
-        }
+        """``predict`` for a single patient, writing into reused [1, 1] input arrays.
+
+        Building five numpy arrays costs more than filling five cells; the arrays belong to the
+        calling thread (an event loop runs one ``session.run`` at a time), so reuse is safe.
+        """
+        feeds: dict[str, Any] | None = getattr(self._local, "feeds", None)
+        if feeds is None:
+            feeds = self._local.feeds = {
+                name: np.empty((1, 1), dtype=_ELEMENT_TYPES[spec.element_type][1])
+                for name, spec in zip(FEATURE_NAMES, self.metadata.inputs, strict=True)
+            }
+        feeds["Age"][0, 0] = patient.Age
+        feeds["Sex"][0, 0] = patient.Sex
+        feeds["BP"][0, 0] = patient.BP
+        feeds["Cholesterol"][0, 0] = patient.Cholesterol
+        feeds["Na_to_K"][0, 0] = patient.Na_to_K
         labels, probabilities = self.session.run(self._outputs, feeds)
         return Predictions(labels=labels.tolist(), probabilities=probabilities)
 
