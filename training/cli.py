@@ -140,6 +140,11 @@ def cmd_export(args: argparse.Namespace) -> None:
             random_cases=args.parity_cases,
             promote=not args.no_promote,
         )
+    metrics = result.metadata.metrics
+    console.print(
+        f"test accuracy: {metrics.test_accuracy:.4f}, {metrics.cv_folds}-fold CV accuracy: "
+        f"{metrics.cv_accuracy_mean:.4f} ± {metrics.cv_accuracy_std:.4f}"
+    )
     console.print(result.parity.describe())
     groups = ", ".join(f"{k} {v}" for k, v in result.parity.summary.groups.items())
     console.print(f"parity cases: {groups}")
