@@ -67,13 +67,13 @@ cmd_run() {
   if [ -n "${ARTIFACTS:-}" ]; then
     mount=(-v "$(realpath "$ARTIFACTS"):/app/artifacts:ro")
   fi
-  "$ENGINE" run -d --rm --name "$CONTAINER" -p "127.0.0.1:${PORT}:8000" "${mount[@]}" "$IMAGE" >/dev/null
+  quiet "$ENGINE" run -d --rm --name "$CONTAINER" -p "127.0.0.1:${PORT}:8000" "${mount[@]}" "$IMAGE"
   log "started $CONTAINER: http://127.0.0.1:${PORT} (stop with: make docker-stop)"
 }
 
 cmd_stop() {
   if "$ENGINE" container inspect "$CONTAINER" >/dev/null 2>&1; then
-    "$ENGINE" stop -t 10 "$CONTAINER" >/dev/null
+    quiet "$ENGINE" stop -t 10 "$CONTAINER"
     "$ENGINE" rm -f "$CONTAINER" >/dev/null 2>&1 || true
     log "stopped $CONTAINER"
   else
@@ -91,6 +91,17 @@ cmd_size() {
   added=$((size - base))
   log "image $IMAGE: $(mb "$size") MB; base $BASE_IMAGE: $(mb "$base") MB; added: $(mb "$added") MB"
   echo "$added"
+}
+
+# quiet CMD...: run an engine command, showing its stderr only if it fails (podman without
+# systemd logs an error about healthcheck timers at every start and stop: noise here).
+quiet() {
+  local err rc=0
+  err=$(mktemp)
+  "$@" 2>"$err" >/dev/null || rc=$?
+  [ "$rc" = 0 ] || cat "$err" >&2
+  rm -f "$err"
+  return "$rc"
 }
 
 free_port() {
@@ -125,7 +136,7 @@ cmd_test() {
   trap "'$ENGINE' rm -f '$name' >/dev/null 2>&1 || true" EXIT
 
   log "starting $name on $url"
-  "$ENGINE" run -d --name "$name" -p "127.0.0.1:${port}:8000" "$IMAGE" >/dev/null
+  quiet "$ENGINE" run -d --name "$name" -p "127.0.0.1:${port}:8000" "$IMAGE"
 
   started=$SECONDS
   until [ "$(http GET "$url/ready" | cut -d' ' -f1)" = 200 ]; do
@@ -201,7 +212,7 @@ sys.exit(f"importable in the image: {found}" if found else 0)' || die "training 
   # 10 s grace period, after which the engine would SIGKILL it (exit code 137).
   local t0 code
   t0=$(date +%s%N)
-  "$ENGINE" stop -t 10 "$name" >/dev/null
+  quiet "$ENGINE" stop -t 10 "$name"
   local stop_ms=$((($(date +%s%N) - t0) / 1000000))
   code=$("$ENGINE" container inspect --format '{{.State.ExitCode}}' "$name")
   log "stopped by SIGTERM in ${stop_ms} ms, exit code $code"
