@@ -95,7 +95,7 @@ def run_wrk(
     Args:
         url: base URL with path, e.g. ``http://127.0.0.1:8000/predict`` (loopback only).
         connections: open connections, each with one request in flight.
-        duration_s: seconds to run.
+        duration_s: seconds to run (rounded to whole seconds, at least 1: wrk takes no less).
         threads: wrk threads (at most ``connections``).
         method: GET or POST.
         bodies: request bodies, cycled through (POST).
@@ -112,7 +112,7 @@ def run_wrk(
             wrk_path(),
             f"-t{max(1, min(threads, connections))}",
             f"-c{connections}",
-            f"-d{duration_s:g}s",
+            f"-d{max(1, round(duration_s))}s",  # wrk takes whole seconds only
             f"--timeout={TIMEOUT}",
             "--latency",
             "-s",
@@ -123,5 +123,6 @@ def run_wrk(
             command, env=env, capture_output=True, text=True, timeout=duration_s + 60, check=False
         )
     if completed.returncode != 0:
-        raise WrkError(f"wrk exited {completed.returncode}: {completed.stderr.strip()}")
+        output = (completed.stderr.strip() or completed.stdout.strip())[-2000:]
+        raise WrkError(f"wrk exited {completed.returncode}: {output}")
     return parse_output(completed.stdout)

@@ -1,0 +1,160 @@
+"""The benchmark harness: statistics, wrk's answer checking, the report, and a quick real run."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from drugclf.artifact import read_metadata
+from drugclf.registry import Registry
+from loadtests.bench.__main__ import main as bench_main
+from loadtests.bench.report import Report, Settings, render, targets
+from loadtests.bench.scenarios import NOT_BUILT, ScenarioResult
+from loadtests.bench.stats import Spread, format_us, percentile
+from loadtests.bench.wrk import WrkError, parse_output, run_wrk
+
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (apt)")
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+def test_spread_reports_median_and_range() -> None:
+    spread = Spread.of([3.0, 1.0, 2.0])
+    assert (spread.low, spread.median, spread.high) == (1.0, 2.0, 3.0)
+    assert spread.format() == "2 (1–3)"
+    assert Spread.of([5.0, 5.0]).format() == "5"
+    assert format_us(Spread.of([70.0, 80.0, 90.0])) == "80 µs (70 µs–90 µs)"
+    assert format_us(Spread.of([2500.0])) == "2.50 ms"
+
+
+def test_parse_output_reads_the_lua_result_line() -> None:
+    line = (
+        'WRK_RESULT {"requests":100,"duration_us":2000000,"answers":100,"bad":3,'
+        '"connect_errors":0,"read_errors":1,"write_errors":0,"status_errors":3,"timeouts":1,'
+        '"p50_us":500.0,"p90_us":900.0,"p99_us":1500.0,"max_us":2000.0,"mean_us":600.0}'
+    )
+    result = parse_output(f"Running 2s test\n{line}\n")
+    assert result.requests_per_s == 50
+    assert result.failures == 5  # 3 wrong answers + 1 read error + 1 timeout
+    with pytest.raises(WrkError, match="no result"):
+        parse_output("Running 2s test\n")
+
+
+def test_run_wrk_refuses_anything_but_loopback() -> None:
+    with pytest.raises(WrkError, match="loopback"):
+        run_wrk("http://example.com/predict", connections=1, duration_s=1)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        status, body = {
+            "/right": (200, b'{"prediction":"DrugY","model_version":"v1"}'),
+            "/wrong": (200, b'{"prediction":"DrugY"}'),
+            "/error": (500, b'{"error":"boom"}'),
+        }[self.path]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tiny_server() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@needs_wrk
+@pytest.mark.parametrize(("path", "wrong"), [("/right", False), ("/wrong", True), ("/error", True)])
+def test_wrk_hook_counts_wrong_answers(tiny_server: int, path: str, wrong: bool) -> None:
+    result = run_wrk(
+        f"http://127.0.0.1:{tiny_server}{path}",
+        connections=1,
+        duration_s=1,
+        expect='"model_version"',
+    )
+    assert result.requests > 0
+    if wrong:
+        assert result.bad == result.answers > 0
+        assert result.failures >= result.bad
+    else:
+        assert result.bad == 0
+        assert result.failures == 0
+
+
+def test_report_marks_unbuilt_scenarios_and_missed_targets(served_artifacts: Path) -> None:
+    metadata = read_metadata(Registry(served_artifacts).resolve_current())
+    report = Report(
+        settings=Settings(5.0, 3, 2, 1, True),
+        model=metadata,
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        load_before=(0.5, 0.5, 0.5),
+        startup_s=Spread.of([0.8, 1.5, 1.6]),
+        worker_rss=[60 * 2**20, 70 * 2**20],
+        scenarios=[ScenarioResult("retrain", "no retrain", "retrain running", note=NOT_BUILT)],
+    )
+    text = render(report)
+    assert NOT_BUILT in text
+    assert "2026-01-01" in text
+    assert metadata.version in text
+    met = {row[0]: row[2] for row in targets(report)}
+    assert met["ready < 1 s after start"] == "**no**"
+    assert met["< 100 MiB RSS per worker"] == "yes"
+
+
+@needs_wrk
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_quick_benchmark_runs_and_writes_its_report(served_artifacts: Path, tmp_path: Path) -> None:
+    output = tmp_path / "benchmarks.md"
+    code = bench_main(
+        [
+            "--artifacts-dir",
+            str(served_artifacts),
+            "--runs-dir",
+            str(served_artifacts.parent / "runs"),
+            "--quick",
+            "--duration",
+            "1",
+            "--connections",
+            "1",
+            "4",
+            "--workers",
+            "1",
+            "--skip",
+            "scenarios",
+            "--output",
+            str(output),
+        ]
+    )
+    text = output.read_text()
+    assert code == 0, text
+    for heading in ("## Targets", "## 1. In-process", "## 2. HTTP", "## 3. A 1,000", "## 4."):
+        assert heading in text
+    assert "`POST /bench/reference`" in text
