@@ -142,6 +142,10 @@ _PROBE: Final = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_
 
 
 def _check_metadata(metadata: ArtifactMetadata, where: Path) -> None:
+    if metadata.version != where.name:
+        raise ArtifactError(
+            f"{where}: metadata says version {metadata.version}, the folder is {where.name}"
+        )
     if tuple(metadata.classes) != CLASSES:
         raise ArtifactError(
             f"{where}: metadata classes {metadata.classes} differ from the contract {list(CLASSES)}"

@@ -1,0 +1,136 @@
+"""The model class without HTTP: loading, the load-time checks, and predictions."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drugclf.artifact import ArtifactError
+from drugclf.contract import CLASSES, Patient
+from drugclf.registry import Registry
+from serving.model import DrugModel
+
+from .conftest import Trained
+
+P = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
+
+
+@pytest.fixture(scope="module")
+def model(trained: Trained) -> DrugModel:
+    return DrugModel.load(Registry(trained.artifacts_dir).resolve_current())
+
+
+def test_load_reads_version_and_classes(model: DrugModel, trained: Trained) -> None:
+    assert model.version == trained.version
+    assert model.classes == CLASSES
+
+
+def test_predict_returns_one_label_and_probability_row_per_patient(model: DrugModel) -> None:
+    patients = [P, Patient(Age=23, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=7.3)]
+    result = model.predict(patients)
+    assert len(result.labels) == 2
+    assert result.probabilities.shape == (2, len(CLASSES))
+    assert np.allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    for label, row in zip(result.labels, result.probabilities, strict=True):
+        assert label == CLASSES[int(np.argmax(row))]
+
+
+def test_predict_one_equals_batch_of_one(model: DrugModel) -> None:
+    one = model.predict_one(P)
+    batch = model.predict([P])
+    assert one.labels == batch.labels
+    assert np.array_equal(one.probabilities, batch.probabilities)
+
+
+def test_batch_keeps_order(model: DrugModel) -> None:
+    patients = [
+        Patient(Age=age, Sex="F", BP=bp, Cholesterol="HIGH", Na_to_K=ratio)
+        for age in (20, 50, 70)
+        for bp in ("HIGH", "LOW", "NORMAL")
+        for ratio in (6.0, 12.0, 30.0)
+    ]
+    batch = model.predict(patients)
+    singles = [model.predict_one(p) for p in patients]
+    assert batch.labels == [s.labels[0] for s in singles]
+    assert np.allclose(batch.probabilities, np.vstack([s.probabilities for s in singles]))
+
+
+def test_high_na_to_k_points_to_drug_y(model: DrugModel) -> None:
+    assert model.predict_one(
+        Patient(Age=40, Sex="F", BP="NORMAL", Cholesterol="HIGH", Na_to_K=35.0)
+    ).labels == ["DrugY"]
+
+
+def test_missing_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="cannot read"):
+        DrugModel.load(tmp_path / "20261127-000000-abcdef")
+
+
+def test_nothing_published_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="no model published"):
+        Registry(tmp_path).resolve_current()
+
+
+def test_corrupt_onnx_is_refused(registry_copy: Registry, trained: Trained) -> None:
+    folder = registry_copy.root / trained.version
+    (folder / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ArtifactError, match="not a loadable ONNX model"):
+        DrugModel.load(folder)
+
+
+def test_corrupt_metadata_is_refused(registry_copy: Registry, trained: Trained) -> None:
+    folder = registry_copy.root / trained.version
+    (folder / "metadata.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid metadata"):
+        DrugModel.load(folder)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.update(classes=["DrugA", "DrugB", "DrugC", "DrugX", "DrugZ"]), "classes"),
+        (lambda m: m["inputs"].reverse(), "inputs"),
+        (lambda m: m["inputs"][0].update(element_type="double"), "Age is double"),
+        (lambda m: m["inputs"][4].update(name="NaK"), "inputs"),
+        (lambda m: m.update(outputs=["label"]), "outputs lack"),
+        (lambda m: m.update(version="20200101-000000-aaaaaa"), "metadata says version"),
+    ],
+    ids=["classes", "input-order", "input-type", "input-name", "outputs", "version"],
+)
+def test_metadata_that_does_not_match_the_contract_is_refused(
+    registry_copy: Registry,
+    trained: Trained,
+    rewrite_metadata: Callable[..., None],
+    edit: Callable[[dict[str, object]], None],
+    message: str,
+) -> None:
+    folder = registry_copy.root / trained.version
+    rewrite_metadata(folder, edit)
+    with pytest.raises(ArtifactError, match=message):
+        DrugModel.load(folder)
+
+
+def test_graph_that_does_not_match_the_metadata_is_refused(
+    registry_copy: Registry, trained: Trained, rewrite_metadata: Callable[..., None]
+) -> None:
+    """Metadata and contract agree, but the ONNX graph takes different inputs."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression().fit(np.array([[0.0], [1.0]]), np.array([0, 1]))
+    onx = to_onnx(fitted, initial_types=[("x", FloatTensorType([None, 1]))])
+    folder = registry_copy.root / trained.version
+    (folder / "model.onnx").write_bytes(onx.SerializeToString())
+    with pytest.raises(ArtifactError, match="graph inputs"):
+        DrugModel.load(folder)
+
+
+def test_model_loads_from_a_version_copied_elsewhere(trained: Trained, tmp_path: Path) -> None:
+    target = tmp_path / trained.version
+    shutil.copytree(trained.artifacts_dir / trained.version, target)
+    assert DrugModel.load(target).version == trained.version
