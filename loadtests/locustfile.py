@@ -26,8 +26,10 @@ failure, not only an HTTP error. Think time: 0.1 to 1 s between tasks.
 non-finite numbers, unknown and missing fields, broken JSON, empty and oversized batches. Any answer
 that is not a 4xx is a failure, and Locust exits non-zero when a run has a failure.
 
-Environment: ``LOADTEST_MAX_BATCH`` (default 1000, the server's maximum batch size) and
-``LOADTEST_SEED`` (default: random) to replay the same traffic.
+Environment: ``LOADTEST_MAX_BATCH`` (default 1000, the server's maximum batch size),
+``LOADTEST_SEED`` (default: random) to replay the same traffic, and ``LOADTEST_THINK`` (seconds
+between a client's tasks as ``min-max``, default ``0.1-1.0``; ``0`` for none, to find where Locust
+itself saturates).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ JSON_HEADERS: Final = {"Content-Type": "application/json"}
 DATASET: Final = load_dataset()
 
 
+def _think_time() -> Any:
+    low, _, high = os.environ.get("LOADTEST_THINK", "0.1-1.0").partition("-")
+    return between(float(low), float(high or low))
+
+
 def _rng() -> random.Random:
     # One generator per user: reproducible with LOADTEST_SEED, independent between users.
     return random.Random(None if _SEED is None else f"{_SEED}-{random.random()}")
@@ -69,7 +76,7 @@ class ClinicUser(FastHttpUser):
     """A client asking for predictions, one patient or a batch at a time."""
 
     weight = 10
-    wait_time = between(0.1, 1.0)
+    wait_time = _think_time()
 
     def on_start(self) -> None:
         """Each user draws its own patients."""
