@@ -55,6 +55,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Bearer token for the admin endpoints (model management); None disables them."""
     bench_routes: bool = False
     """Register ``POST /bench/reference``, the model-free baseline ``make bench`` compares with."""
+    dev_mode: bool = False
+    """Local development (``make serve``): with no admin token, open admin endpoints to loopback."""
+    data: Path = Path("data/drug200.csv")
+    """Dataset ``POST /retrain`` trains on when no CSV is uploaded (as the training CLI)."""
+    runs_dir: Path = Path("runs")
+    """Where retrain jobs record their training runs (as the training CLI)."""
+    datasets_dir: Path | None = None
+    """Uploaded CSVs, stored as ``<sha256>.csv``; None means ``<artifacts_dir>/datasets``."""
+    retrain_timeout: float = 900.0
+    """Seconds a retrain job may run before it is killed and reported failed."""
+    retrain_parity_cases: int = 100_000
+    """Random patients in a retrain's parity gate (the training default)."""
+    retrain_cv_tolerance: float = 0.02
+    """How much lower a new model's CV accuracy may be than the current one's and still promote."""
+    retrain_max_upload_bytes: int = 10_485_760
+    """Largest ``POST /retrain`` body (CSV upload included), in bytes (413 above it)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
