@@ -34,7 +34,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="registry whose current version is benchmarked",
     )
     parser.add_argument("--data", type=Path, default=Path("data/drug200.csv"))
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="training runs")
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path(os.environ.get("DRUGCLF_RUNS_DIR", "runs")),
+        help="training runs (where the fitted pipeline is)",
+    )
     parser.add_argument("--output", type=Path, help="write the Markdown report here")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of every figure")

@@ -91,6 +91,24 @@ def versions() -> str:
     return ", ".join(parts)
 
 
+def source_revision() -> str:
+    """The commit measured: ``git describe`` of the checkout, or ``$DRUGCLF_BENCH_COMMIT``."""
+    given = os.environ.get("DRUGCLF_BENCH_COMMIT")
+    if given:
+        return given
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out or "unknown"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -324,6 +342,7 @@ def render(report: Report) -> str:
         f"- **Date:** {report.started_at:%Y-%m-%d %H:%M} UTC",
         f"- **Machine:** {machine()}. Shared with other work: load average "
         f"{report.load_before[0]:.1f} before, {load_after[0]:.1f} after.",
+        f"- **Code:** commit {source_revision()}",
         f"- **Versions:** {versions()}",
         f"- **Model:** {report.model.version} ({report.model.model_type}, "
         f"{report.model.params.n_estimators} trees, at most {report.model.params.max_leaf_nodes} "
