@@ -55,6 +55,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Bearer token for the admin endpoints (model management); None disables them."""
     bench_routes: bool = False
     """Register ``POST /bench/reference``, the model-free baseline ``make bench`` compares with."""
+    prediction_log: bool = True
+    """Record every prediction in the prediction log (false turns the log off entirely)."""
+    prediction_log_url: str | None = None
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://...``; None means
+    SQLite at ``<data_dir>/predictions.db``."""
+    data_dir: Path | None = None
+    """Writable folder for the server's own data; None means ``<artifacts_dir>/../var``."""
+    prediction_log_inputs: bool = True
+    """Store the patients' inputs and probabilities (health data); false keeps only the class,
+    model version, time, latency and request id."""
+    prediction_log_max_age_days: float = 30.0
+    """Delete log rows older than this many days (0 keeps them forever)."""
+    prediction_log_max_rows: int = 0
+    """Keep at most this many log rows, newest first (0 means no limit)."""
+    prediction_log_queue_size: int = 10_000
+    """Requests the log's in-memory queue holds per worker; beyond it, records are dropped."""
+    prediction_log_flush_interval: float = 0.25
+    """Seconds between the log writer's batch commits."""
     dev_mode: bool = False
     """Local development (``make serve``): with no admin token, open admin endpoints to loopback."""
     data: Path = Path("data/drug200.csv")
@@ -91,6 +109,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             return msgspec.convert(raw, cls, strict=False, dec_hook=_dec_hook)
         except msgspec.ValidationError as exc:
             raise SettingsError(f"invalid setting: {_env_message(exc)}") from exc
+
+    def prediction_log_location(self) -> str:
+        """The prediction log's database URL (the setting, or SQLite in the data folder)."""
+        if self.prediction_log_url:
+            return self.prediction_log_url
+        data_dir = self.data_dir if self.data_dir is not None else self.artifacts_dir.parent / "var"
+        return f"sqlite:///{data_dir / 'predictions.db'}"
 
     def worker_count(self) -> int:
         """Workers to start: the setting, or one per CPU core."""
