@@ -1,0 +1,87 @@
+// Tiny SVG charts (bars and a line) for the model and monitoring pages. Small on purpose: the
+// UI needs a handful of simple charts, not a charting engine. Each chart has a text title and
+// an aria-label; the numbers are also shown in tables next to them.
+
+const NS = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs = {}, text) {
+  const node = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function frame(label, width, height) {
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
+  svg.append(svgEl("title", {}, label));
+  return svg;
+}
+
+/**
+ * Vertical bars. opts: {labels, values, label, format(v), max, height, classOf(v, i)}.
+ */
+export function barChart(container, opts) {
+  const { labels, values, label = "chart", format = String, height = 180 } = opts;
+  const width = 560;
+  const pad = { top: 18, right: 8, bottom: 38, left: 8 };
+  const svg = frame(label, width, height);
+  const max = opts.max ?? Math.max(1e-9, ...values.map(Number));
+  const n = Math.max(values.length, 1);
+  const slot = (width - pad.left - pad.right) / n;
+  const barW = Math.max(2, Math.min(60, slot * 0.7));
+  const plotH = height - pad.top - pad.bottom;
+  svg.append(svgEl("line", { class: "axis", x1: pad.left, x2: width - pad.right,
+    y1: height - pad.bottom, y2: height - pad.bottom }));
+  const every = Math.ceil(n / 12); // thin the x labels when there are many bars
+  values.forEach((raw, i) => {
+    const v = Number(raw) || 0;
+    const h = max > 0 ? (Math.min(v, max) / max) * plotH : 0;
+    const x = pad.left + i * slot + (slot - barW) / 2;
+    const y = height - pad.bottom - h;
+    const cls = opts.classOf ? opts.classOf(v, i) : "";
+    const bar = svgEl("rect", { class: `bar ${cls}`.trim(), x, y, width: barW, height: Math.max(h, 0.5) });
+    bar.append(svgEl("title", {}, `${labels[i]}: ${format(v)}`));
+    svg.append(bar);
+    if (n <= 16) svg.append(svgEl("text", { x: x + barW / 2, y: y - 4, "text-anchor": "middle" }, format(v)));
+    if (i % every === 0) {
+      svg.append(svgEl("text", { x: x + barW / 2, y: height - pad.bottom + 14, "text-anchor": "middle" },
+        String(labels[i])));
+    }
+  });
+  container.replaceChildren(svg);
+  return svg;
+}
+
+/** A line with dots. opts: {labels, values, label, format(v), min, max, height}. */
+export function lineChart(container, opts) {
+  const { labels, values, label = "chart", format = String, height = 200 } = opts;
+  const width = 560;
+  const pad = { top: 20, right: 16, bottom: 40, left: 44 };
+  const svg = frame(label, width, height);
+  const nums = values.map(Number);
+  let min = opts.min ?? Math.min(...nums);
+  let max = opts.max ?? Math.max(...nums);
+  if (max - min < 1e-9) { min -= 0.05; max += 0.05; }
+  const plotW = width - pad.left - pad.right;
+  const plotH = height - pad.top - pad.bottom;
+  const xAt = (i) => pad.left + (nums.length === 1 ? plotW / 2 : (i / (nums.length - 1)) * plotW);
+  const yAt = (v) => pad.top + (1 - (v - min) / (max - min)) * plotH;
+  for (const tick of [min, (min + max) / 2, max]) {
+    svg.append(svgEl("line", { class: "axis", x1: pad.left, x2: width - pad.right, y1: yAt(tick), y2: yAt(tick) }));
+    svg.append(svgEl("text", { x: pad.left - 4, y: yAt(tick) + 4, "text-anchor": "end" }, format(tick)));
+  }
+  if (nums.length > 1) {
+    svg.append(svgEl("polyline", { class: "line", points: nums.map((v, i) => `${xAt(i)},${yAt(v)}`).join(" ") }));
+  }
+  const every = Math.ceil(nums.length / 8);
+  nums.forEach((v, i) => {
+    const dot = svgEl("circle", { class: "dot", cx: xAt(i), cy: yAt(v), r: 4 });
+    dot.append(svgEl("title", {}, `${labels[i]}: ${format(v)}`));
+    svg.append(dot);
+    if (i % every === 0 || i === nums.length - 1) {
+      svg.append(svgEl("text", { x: xAt(i), y: height - pad.bottom + 16, "text-anchor": "middle" }, String(labels[i])));
+    }
+  });
+  container.replaceChildren(svg);
+  return svg;
+}

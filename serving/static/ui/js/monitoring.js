@@ -1,0 +1,1 @@
+import { ready } from "./app.js"; ready();
