@@ -40,6 +40,7 @@ from serving.schemas import (
     ReadyResponse,
 )
 from serving.settings import Settings
+from serving.ui import ui_router
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +283,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         get_model_info,
         get_metrics,
         static_router(),
+        ui_router(holder, settings),
     ]
 
     if settings.bench_routes:
