@@ -1,0 +1,349 @@
+"""Where the prediction log lives: SQLite (embedded default, WAL) or PostgreSQL (several replicas).
+
+Both speak the same small SQL; a backend knows its placeholder, its DDL, how to bulk insert and
+how to truncate a time to the hour. Each writer thread holds one connection of its own; reads
+(the monitoring API) open a short-lived connection per call, in a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+from serving.predlog.records import COLUMNS, Row
+
+TABLE: Final = "predictions"
+# Any 64-bit number: serialises concurrent schema creation by several workers on PostgreSQL.
+_SCHEMA_LOCK: Final = 0x44_52_55_47_4C_4F_47
+_SQLITE_PREFIX: Final = "sqlite:///"
+_POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
+BUSY_TIMEOUT_S: Final = 10.0
+
+_INPUT_SQL_TYPES: Final = {
+    "age": "INTEGER",
+    "sex": "TEXT",
+    "bp": "TEXT",
+    "cholesterol": "TEXT",
+}
+
+
+class PredictionLogError(Exception):
+    """The prediction log's database cannot be opened, created or written."""
+
+
+class Filters(msgspec.Struct, frozen=True):
+    """Which rows a read looks at (all bounds optional; ``since`` inclusive, ``until`` not)."""
+
+    since: float | None = None
+    until: float | None = None
+    model_version: str | None = None
+    predicted: str | None = None
+
+
+class Connection(Protocol):
+    """The DB-API subset used here (sqlite3 and psycopg connections both have it)."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any:
+        """Run one statement."""
+
+    def commit(self) -> None:
+        """Commit the transaction."""
+
+    def rollback(self) -> None:
+        """Roll the transaction back."""
+
+    def close(self) -> None:
+        """Close the connection."""
+
+
+def _column_ddl(id_ddl: str, real: str) -> str:
+    types = {
+        "ts": f"{real} NOT NULL",
+        "request_id": "TEXT",
+        "batch_index": "INTEGER NOT NULL",
+        "batch_size": "INTEGER NOT NULL",
+        "model_version": "TEXT NOT NULL",
+        "predicted": "TEXT NOT NULL",
+        "latency_ms": f"{real} NOT NULL",
+        "na_to_k": real,
+        **_INPUT_SQL_TYPES,
+    }
+    columns = [f"id {id_ddl}"] + [f"{name} {types.get(name, real)}" for name in COLUMNS]
+    return ",\n    ".join(columns)
+
+
+class Backend:
+    """The SQL both databases share; subclasses fill in the differences."""
+
+    placeholder = "?"
+    id_ddl = "INTEGER PRIMARY KEY"
+    real_type = "REAL"
+    description = ""
+
+    def connect(self) -> Connection:  # pragma: no cover - abstract
+        """A new connection (autocommit off)."""
+        raise NotImplementedError
+
+    def hour_expression(self) -> str:  # pragma: no cover - abstract
+        """SQL turning ``ts`` into whole hours since the epoch."""
+        raise NotImplementedError
+
+    def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
+        """Insert rows (no commit)."""
+        marks = ", ".join([self.placeholder] * len(COLUMNS))
+        sql = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({marks})"  # noqa: S608
+        conn.executemany(sql, rows)  # type: ignore[attr-defined]
+
+    def schema_statements(self) -> list[str]:
+        """DDL creating the table and its indexes if they do not exist."""
+        return [
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (\n    "
+            f"{_column_ddl(self.id_ddl, self.real_type)}\n)",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_ts ON {TABLE} (ts)",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_version_ts ON {TABLE} (model_version, ts)",
+        ]
+
+    def create_schema(self) -> None:
+        """Create the table (safe to call from several processes at once)."""
+        with self.session() as conn:
+            for statement in self.schema_statements():
+                conn.execute(statement)
+            conn.commit()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Connection]:
+        """A short-lived connection, closed on exit."""
+        conn = self.connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def prune(self, conn: Connection, *, older_than: float | None, max_rows: int | None) -> int:
+        """Delete rows older than a time and beyond the newest ``max_rows``; returns how many."""
+        deleted = 0
+        p = self.placeholder
+        if older_than is not None:
+            deleted += conn.execute(f"DELETE FROM {TABLE} WHERE ts < {p}", (older_than,)).rowcount  # noqa: S608
+        if max_rows is not None:
+            deleted += conn.execute(
+                f"DELETE FROM {TABLE} WHERE id <= (SELECT id FROM {TABLE} "  # noqa: S608
+                f"ORDER BY id DESC LIMIT 1 OFFSET {p})",
+                (max_rows,),
+            ).rowcount
+        conn.commit()
+        return max(deleted, 0)
+
+    # Reads -------------------------------------------------------------------------------
+
+    def _where(self, filters: Filters, *extra: str) -> tuple[str, list[Any]]:
+        p = self.placeholder
+        clauses, params = list(extra), list[Any]()
+        if filters.since is not None:
+            clauses.append(f"ts >= {p}")
+            params.append(filters.since)
+        if filters.until is not None:
+            clauses.append(f"ts < {p}")
+            params.append(filters.until)
+        if filters.model_version is not None:
+            clauses.append(f"model_version = {p}")
+            params.append(filters.model_version)
+        if filters.predicted is not None:
+            clauses.append(f"predicted = {p}")
+            params.append(filters.predicted)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self.session() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
+            conn.rollback()
+            return rows
+
+    def recent(self, filters: Filters, limit: int, before_id: int | None) -> list[tuple[Any, ...]]:
+        """Rows newest first: ``id`` then the stored columns."""
+        extra = [f"id < {self.placeholder}"] if before_id is not None else []
+        where, params = self._where(filters, *extra)
+        if before_id is not None:
+            params.insert(0, before_id)
+        sql = (
+            f"SELECT id, {', '.join(COLUMNS)} FROM {TABLE}{where} "  # noqa: S608
+            f"ORDER BY id DESC LIMIT {self.placeholder}"
+        )
+        return self._fetch(sql, [*params, limit])
+
+    def count(self, filters: Filters) -> tuple[int, int]:
+        """Predictions (rows) and requests in the window."""
+        where, params = self._where(filters)
+        sql = (
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN batch_index = 0 THEN 1 ELSE 0 END), 0) "  # noqa: S608
+            f"FROM {TABLE}{where}"
+        )
+        rows, requests = self._fetch(sql, params)[0]
+        return int(rows), int(requests)
+
+    def hourly(self, filters: Filters) -> list[tuple[int, int]]:
+        """(hour since the epoch, predictions) pairs, oldest first."""
+        where, params = self._where(filters)
+        hour = self.hour_expression()
+        sql = f"SELECT {hour} AS h, COUNT(*) FROM {TABLE}{where} GROUP BY h ORDER BY h"  # noqa: S608
+        return [(int(h), int(n)) for h, n in self._fetch(sql, params)]
+
+    def class_mix(self, filters: Filters) -> list[tuple[str, str, int]]:
+        """(model version, class, predictions) triples."""
+        where, params = self._where(filters)
+        sql = (
+            f"SELECT model_version, predicted, COUNT(*) FROM {TABLE}{where} "  # noqa: S608
+            "GROUP BY model_version, predicted ORDER BY model_version, predicted"
+        )
+        return [(str(v), str(c), int(n)) for v, c, n in self._fetch(sql, params)]
+
+    def latencies(self, filters: Filters, cap: int) -> list[float]:
+        """Latency of the newest ``cap`` requests (one value per request)."""
+        where, params = self._where(filters, "batch_index = 0")
+        sql = (
+            f"SELECT latency_ms FROM {TABLE}{where} "  # noqa: S608
+            f"ORDER BY id DESC LIMIT {self.placeholder}"
+        )
+        return [float(v) for (v,) in self._fetch(sql, [*params, cap])]
+
+    def inputs(self, filters: Filters, cap: int) -> list[tuple[Any, ...]]:
+        """Recorded inputs (age, sex, bp, cholesterol, na_to_k) of the newest ``cap`` rows."""
+        where, params = self._where(filters, "age IS NOT NULL")
+        sql = (
+            f"SELECT age, sex, bp, cholesterol, na_to_k FROM {TABLE}{where} "  # noqa: S608
+            f"ORDER BY id DESC LIMIT {self.placeholder}"
+        )
+        return self._fetch(sql, [*params, cap])
+
+
+class SqliteBackend(Backend):
+    """One file in WAL mode: readers never block the writers, and each worker writes in turn."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"sqlite:///{path}"
+
+    def connect(self) -> Connection:
+        """A connection that waits for the other workers' write locks instead of failing."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise PredictionLogError(f"cannot open {self.path}: {exc}") from exc
+        # WAL + NORMAL: a commit survives a crash of the process (not of the machine) and needs
+        # no fsync per batch.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def hour_expression(self) -> str:
+        """Whole hours since the epoch (``ts`` is positive, so a cast truncates)."""
+        return "CAST(ts / 3600 AS INTEGER)"
+
+    def create_schema(self) -> None:
+        """Create the file's folder, switch to WAL once, then the table."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PredictionLogError(f"cannot create {self.path.parent}: {exc}") from exc
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                with self.session() as conn:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    for statement in self.schema_statements():
+                        conn.execute(statement)
+                    conn.commit()
+                return
+            except sqlite3.OperationalError as exc:
+                # Two workers creating a fresh file at once: one may see it locked briefly.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise PredictionLogError(
+                        f"cannot create the log in {self.path}: {exc}"
+                    ) from exc
+                time.sleep(0.05)
+
+
+class PostgresBackend(Backend):
+    """A PostgreSQL database shared by every replica (psycopg 3, the ``postgres`` extra)."""
+
+    placeholder = "%s"
+    id_ddl = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    real_type = "DOUBLE PRECISION"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.description = _redact(url)
+
+    def connect(self) -> Connection:
+        """A new connection (psycopg is imported here: SQLite-only images need not carry it)."""
+        try:
+            import psycopg  # noqa: PLC0415
+        except ImportError as exc:  # pragma: no cover - the image without the extra
+            raise PredictionLogError(
+                "a PostgreSQL prediction log needs psycopg: install the 'postgres' extra"
+            ) from exc
+        try:
+            conn: Connection = psycopg.connect(self.url, connect_timeout=10)
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PredictionLogError(f"cannot connect to {self.description}: {reason}") from exc
+        return conn
+
+    def hour_expression(self) -> str:
+        """Whole hours since the epoch."""
+        return "CAST(FLOOR(ts / 3600) AS BIGINT)"
+
+    def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
+        """COPY the rows in: several times faster than INSERTs for a batch."""
+        cursor = conn.cursor()  # type: ignore[attr-defined]
+        with cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def create_schema(self) -> None:
+        """Create the table under an advisory lock (workers start at the same moment)."""
+        with self.session() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for statement in self.schema_statements():
+                conn.execute(statement)
+            conn.commit()
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+_SCHEME: Final = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://")
+
+
+def open_backend(url: str) -> Backend:
+    """The backend for a URL.
+
+    ``sqlite:///relative.db``, ``sqlite:////absolute.db`` (as in SQLAlchemy) or
+    ``postgresql://user:password@host:port/dbname``.
+
+    Raises:
+        PredictionLogError: an unknown scheme or an empty SQLite path.
+    """
+    if url.startswith(_SQLITE_PREFIX):
+        path = url.removeprefix(_SQLITE_PREFIX)
+        if not path:
+            raise PredictionLogError(f"{url!r} names no file (expected sqlite:///path/to/file.db)")
+        return SqliteBackend(Path(path))
+    match = _SCHEME.match(url)
+    if match and match["scheme"] in _POSTGRES_SCHEMES:
+        return PostgresBackend(url)
+    raise PredictionLogError(
+        f"unsupported prediction log URL {_redact(url)!r}: use sqlite:///path or postgresql://..."
+    )
