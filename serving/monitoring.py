@@ -1,0 +1,251 @@
+"""What the model is doing in production, read back from the prediction log.
+
+``Monitor`` answers the two monitoring endpoints without HTTP: recent records (paginated,
+filtered) and a summary (predictions per hour, class mix per model version, latency
+percentiles, per-feature drift against the training distribution of a model version).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+
+from drugclf.artifact import ArtifactMetadata
+from drugclf.contract import CLASSES, FEATURE_NAMES
+from serving.drift import MIN_ROWS, PSI_THRESHOLD, FeatureDrift, feature_drift
+from serving.errors import ServingError
+from serving.predlog import Backend, Filters, PredictionRecord, RecordedInputs
+from serving.predlog.records import COLUMNS
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WINDOW_S: Final = 24 * 3600.0
+SAMPLE_ROWS: Final = 50_000
+"""Latency percentiles and feature distributions use at most the newest this-many rows."""
+PERCENTILES: Final = (50, 90, 95, 99)
+_PROBABILITY_START: Final = COLUMNS.index("p_druga")
+_INPUT_START: Final = COLUMNS.index("age")
+
+
+class PredictionLogOffError(ServingError):
+    """The prediction log is turned off, so there is nothing to read."""
+
+    status_code = 404
+    code = "prediction_log_off"
+
+
+class PredictionLogUnavailableError(ServingError):
+    """The prediction log's database cannot be read right now."""
+
+    status_code = 503
+    code = "prediction_log_unavailable"
+
+
+class UnknownVersionError(ServingError):
+    """Drift was asked for a model version whose metadata cannot be found."""
+
+    status_code = 404
+    code = "unknown_model_version"
+
+
+class PredictionPage(msgspec.Struct, frozen=True):
+    """Recent predictions, newest first; pass ``next_cursor`` as ``before_id`` for more."""
+
+    items: list[PredictionRecord]
+    next_cursor: int | None
+
+
+class HourCount(msgspec.Struct, frozen=True):
+    """Predictions (rows, a batch counts each patient) in one UTC hour."""
+
+    hour: str
+    predictions: int
+
+
+class ClassMix(msgspec.Struct, frozen=True):
+    """How often each class was predicted by one model version."""
+
+    model_version: str
+    predictions: int
+    counts: dict[str, int]
+    shares: dict[str, float]
+
+
+class LatencySummary(msgspec.Struct, frozen=True):
+    """Handler latency of requests, in milliseconds (None when there are none)."""
+
+    requests: int
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+class DriftReport(msgspec.Struct, frozen=True):
+    """Live inputs of one model version against that version's training distribution."""
+
+    model_version: str
+    threshold: float
+    min_rows: int
+    rows: int
+    """Live rows with recorded inputs that were compared."""
+    drifted: bool
+    """True if any feature's PSI is above the threshold (with at least ``min_rows`` rows)."""
+    features: list[FeatureDrift]
+
+
+class MonitoringSummary(msgspec.Struct, frozen=True):
+    """The ``GET /monitoring/summary`` answer."""
+
+    since: str
+    until: str
+    model_version: str | None
+    """The filter applied to counts and latency (None: every version)."""
+    predictions: int
+    requests: int
+    per_hour: list[HourCount]
+    class_mix: list[ClassMix]
+    latency_ms: LatencySummary
+    drift: DriftReport | None
+    """None when no model version is known to compare with."""
+
+
+def iso(ts: float) -> str:
+    """A unix time as ISO 8601 in UTC with a Z, to the millisecond."""
+    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def to_record(row: tuple[Any, ...]) -> PredictionRecord:
+    """A stored row (``id`` then ``COLUMNS``) as the API's record."""
+    ident, values = row[0], row[1:]
+    ts, request_id, index, size, version, label, latency = values[:_INPUT_START]
+    inputs = values[_INPUT_START:_PROBABILITY_START]
+    probs = values[_PROBABILITY_START:]
+    return PredictionRecord(
+        id=int(ident),
+        time=iso(float(ts)),
+        request_id=request_id,
+        batch_index=int(index),
+        batch_size=int(size),
+        model_version=str(version),
+        prediction=str(label),
+        latency_ms=round(float(latency), 3),
+        inputs=None if inputs[0] is None else RecordedInputs(*inputs),
+        probabilities=None if probs[0] is None else dict(zip(CLASSES, probs, strict=True)),
+    )
+
+
+class Monitor:
+    """Reads the prediction log for the monitoring endpoints (blocking: call from a thread)."""
+
+    def __init__(
+        self,
+        backend: Backend | None,
+        metadata_for: Callable[[str], ArtifactMetadata | None],
+        current_version: Callable[[], str | None],
+    ) -> None:
+        self.backend = backend
+        self.metadata_for = metadata_for
+        self.current_version = current_version
+
+    def _backend(self) -> Backend:
+        if self.backend is None:
+            raise PredictionLogOffError(
+                "the prediction log is turned off (DRUGCLF_PREDICTION_LOG=false)"
+            )
+        return self.backend
+
+    def predictions(self, filters: Filters, limit: int, before_id: int | None) -> PredictionPage:
+        """Newest records matching ``filters``, ``limit`` at most, below ``before_id``."""
+        backend = self._backend()
+        try:
+            rows = backend.recent(filters, limit + 1, before_id)
+        except Exception as exc:  # any driver error: one 503, details in the log
+            raise self._unavailable(exc) from None
+        items = [to_record(row) for row in rows[:limit]]
+        cursor = items[-1].id if len(rows) > limit and items else None
+        return PredictionPage(items=items, next_cursor=cursor)
+
+    def summary(
+        self, since: float | None, until: float | None, model_version: str | None
+    ) -> MonitoringSummary:
+        """Counts, class mix, latency and drift over a window (default: the last 24 hours)."""
+        backend = self._backend()
+        end = until if until is not None else time.time()
+        start = since if since is not None else end - DEFAULT_WINDOW_S
+        window = Filters(since=start, until=end, model_version=model_version)
+        drift_version = model_version or self.current_version()
+        reference = self.metadata_for(drift_version) if drift_version else None
+        if model_version is not None and reference is None:
+            raise UnknownVersionError(
+                f"no metadata for model version {model_version!r} in the registry"
+            )
+        try:
+            predictions, requests = backend.count(window)
+            per_hour = [HourCount(iso(hour * 3600.0), n) for hour, n in backend.hourly(window)]
+            mix = _class_mix(backend.class_mix(window))
+            latency = _latency(backend.latencies(window, SAMPLE_ROWS))
+            drift = None
+            if reference is not None:
+                live = Filters(since=start, until=end, model_version=reference.version)
+                drift = _drift(reference, backend.inputs(live, SAMPLE_ROWS))
+        except Exception as exc:  # any driver error: one 503, details in the log
+            raise self._unavailable(exc) from None
+        return MonitoringSummary(
+            since=iso(start),
+            until=iso(end),
+            model_version=model_version,
+            predictions=predictions,
+            requests=requests,
+            per_hour=per_hour,
+            class_mix=mix,
+            latency_ms=latency,
+            drift=drift,
+        )
+
+    def _unavailable(self, exc: Exception) -> PredictionLogUnavailableError:
+        logger.error("prediction log read failed: %s", exc, extra={"error": type(exc).__name__})
+        return PredictionLogUnavailableError("the prediction log cannot be read right now")
+
+
+def _class_mix(triples: list[tuple[str, str, int]]) -> list[ClassMix]:
+    by_version: dict[str, dict[str, int]] = {}
+    for version, label, n in triples:
+        by_version.setdefault(version, dict.fromkeys(CLASSES, 0))[label] = n
+    result = []
+    for version, counts in by_version.items():
+        total = sum(counts.values())
+        shares = {c: round(n / total, 6) if total else 0.0 for c, n in counts.items()}
+        result.append(ClassMix(version, total, counts, shares))
+    return result
+
+
+def _latency(values: list[float]) -> LatencySummary:
+    if not values:
+        return LatencySummary(0, None, None, None, None, None)
+    p50, p90, p95, p99 = (round(float(v), 3) for v in np.percentile(values, PERCENTILES))
+    return LatencySummary(len(values), p50, p90, p95, p99, round(max(values), 3))
+
+
+def _drift(reference: ArtifactMetadata, rows: list[tuple[Any, ...]]) -> DriftReport:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in FEATURE_NAMES]
+    by_name = dict(zip(FEATURE_NAMES, columns, strict=True))
+    features = [
+        feature_drift(dist, by_name.get(dist.name, ())) for dist in reference.training_distribution
+    ]
+    return DriftReport(
+        model_version=reference.version,
+        threshold=PSI_THRESHOLD,
+        min_rows=MIN_ROWS,
+        rows=len(rows),
+        drifted=any(f.drift for f in features),
+        features=features,
+    )

@@ -1,0 +1,127 @@
+"""HTTP for monitoring: ``GET /predictions`` and ``GET /monitoring/summary`` (thin handlers).
+
+The handlers translate query parameters into calls on ``serving.monitoring.Monitor`` and run
+them in a worker thread (they read the database). Errors are ``ServingError``s, mapped to the
+one JSON error shape by ``serving.handlers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar import Router, get
+from litestar.params import Parameter
+
+from drugclf.artifact import ArtifactError, ArtifactMetadata, read_metadata
+from drugclf.contract import DrugClass
+from drugclf.registry import Registry, RegistryError
+from serving.errors import InvalidInputError
+from serving.monitoring import Monitor, MonitoringSummary, PredictionPage
+from serving.predlog import Filters, PredictionLog
+from serving.reload import ModelHolder
+
+MAX_PAGE = 1000
+
+Since = Annotated[
+    datetime | None,
+    Parameter(
+        description="Only records at or after this time (ISO 8601; no offset means UTC).",
+        required=False,
+    ),
+]
+Until = Annotated[
+    datetime | None,
+    Parameter(description="Only records before this time (ISO 8601).", required=False),
+]
+Version = Annotated[
+    str | None,
+    Parameter(description="Only this model version.", required=False, max_length=128),
+]
+
+
+def _epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[float | None, float | None]:
+    start, end = _epoch(since), _epoch(until)
+    if start is not None and end is not None and start >= end:
+        raise InvalidInputError(
+            "since must be before until", field="since", expected="a time before until"
+        )
+    return start, end
+
+
+def metadata_lookup(
+    holder: ModelHolder, registry: Registry
+) -> Callable[[str], ArtifactMetadata | None]:
+    """Find a version's metadata: the loaded model's, else the registry's copy."""
+
+    def lookup(version: str) -> ArtifactMetadata | None:
+        model = holder.model
+        if model is not None and model.version == version:
+            return model.metadata
+        try:
+            return read_metadata(registry.version_dir(version))
+        except (ArtifactError, RegistryError):
+            return None
+
+    return lookup
+
+
+def monitoring_router(log: PredictionLog | None, holder: ModelHolder, registry: Registry) -> Router:
+    """The monitoring routes, reading ``log``'s database (404s when the log is off)."""
+    monitor = Monitor(
+        log.backend if log is not None else None,
+        metadata_lookup(holder, registry),
+        lambda: holder.model.version if holder.model is not None else None,
+    )
+
+    @get("/predictions", sync_to_thread=True, tags=["monitoring"])
+    def list_predictions(  # noqa: PLR0917 - each parameter is a query parameter
+        since: Since = None,
+        until: Until = None,
+        model_version: Version = None,
+        prediction: Annotated[
+            DrugClass | None, Parameter(description="Only this predicted class.", required=False)
+        ] = None,
+        limit: Annotated[
+            int, Parameter(ge=1, le=MAX_PAGE, description="Records per page (newest first).")
+        ] = 100,
+        before_id: Annotated[
+            int | None,
+            Parameter(
+                ge=1,
+                description="The previous page's next_cursor: records older than it.",
+                required=False,
+            ),
+        ] = None,
+    ) -> PredictionPage:
+        """Recent predictions, one record per patient (a batch gives one per row), newest first.
+
+        Inputs and probabilities are null when input recording is off.
+        """
+        start, end = _window(since, until)
+        filters = Filters(since=start, until=end, model_version=model_version, predicted=prediction)
+        return monitor.predictions(filters, limit, before_id)
+
+    @get("/monitoring/summary", sync_to_thread=True, tags=["monitoring"])
+    def summary(
+        since: Since = None, until: Until = None, model_version: Version = None
+    ) -> MonitoringSummary:
+        """Predictions per hour, class mix per model version, latency percentiles and drift.
+
+        The window defaults to the last 24 hours. Drift compares the live inputs of
+        ``model_version`` (default: the served model) with the training distribution in that
+        version's metadata: PSI per feature, flagged above 0.2 once 50 rows exist.
+        """
+        start, end = _window(since, until)
+        return monitor.summary(start, end, model_version)
+
+    return Router(path="/", route_handlers=[list_predictions, summary])
