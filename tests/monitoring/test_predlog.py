@@ -1,0 +1,170 @@
+"""The prediction log without HTTP: rows, batches, input recording, flush, queue full, retention.
+
+Every test runs against SQLite and a real PostgreSQL server (the ``log_url`` fixture).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from drugclf.contract import Patient
+from serving.predlog import Filters, LogMetrics, PredictionLog, PredictionLogError, open_backend
+from serving.predlog.backends import SqliteBackend
+
+P1 = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
+P2 = Patient(Age=61, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=25.4)
+PROBS = np.array([[0.7, 0.1, 0.1, 0.05, 0.05]], dtype=np.float32)
+
+
+def make_log(url: str, **options: object) -> tuple[PredictionLog, CollectorRegistry]:
+    registry = CollectorRegistry()
+    values: dict[str, object] = {"flush_interval": 0.02}
+    values.update(options)
+    return PredictionLog(open_backend(url), LogMetrics(registry), **values), registry  # type: ignore[arg-type]
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_single_and_batch_become_one_row_per_patient(log_url: str) -> None:
+    log, registry = make_log(log_url)
+    log.start()
+    log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.record(
+        "r2", "v1", [P1, P2], ["DrugA", "DrugY"], np.repeat(PROBS, 2, axis=0), time.perf_counter()
+    )
+    assert log.flush()
+    log.stop()
+    rows = log.backend.recent(Filters(), 10, None)
+    assert len(rows) == 3
+    newest = rows[0]
+    assert newest[1:8][1:6] == ("r2", 1, 2, "v1", "DrugY")
+    assert newest[8:13] == (61, "F", "LOW", "HIGH", 25.4)
+    assert newest[13] == pytest.approx(0.7)
+    assert log.backend.count(Filters()) == (3, 2)
+    assert sample(registry, "drugclf_prediction_log_written_total") == 3
+
+
+def test_inputs_off_stores_no_inputs_or_probabilities(log_url: str) -> None:
+    log, _ = make_log(log_url, record_inputs=False)
+    log.start()
+    log.record(
+        "r1", "v1", [P1, P2], ["DrugA", "DrugY"], np.repeat(PROBS, 2, axis=0), time.perf_counter()
+    )
+    log.stop()
+    rows = log.backend.recent(Filters(), 10, None)
+    assert len(rows) == 2
+    for row in rows:
+        assert row[8:] == (None,) * 10  # five inputs, five probabilities
+        assert row[6] in {"DrugA", "DrugY"} and row[5] == "v1" and row[7] >= 0
+    assert log.backend.inputs(Filters(), 10) == []
+
+
+def test_stop_flushes_everything_accepted(log_url: str) -> None:
+    log, _ = make_log(log_url, flush_interval=60.0)  # the writer would not wake by itself
+    log.start()
+    for i in range(500):
+        log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.stop()
+    assert log.backend.count(Filters()) == (500, 500)
+
+
+def test_full_queue_drops_new_records_and_counts_them(
+    log_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log, registry = make_log(log_url, queue_size=3, flush_interval=60.0)
+    log.start()
+    for _ in range(3):
+        log.record(None, "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.record(
+        None, "v1", [P1, P2], ["DrugA", "DrugB"], np.repeat(PROBS, 2, axis=0), time.perf_counter()
+    )
+    log.stop()
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="queue_full") == 2
+    assert log.backend.count(Filters()) == (3, 3)
+    assert "queue full" in caplog.text
+
+
+def test_filters_and_keyset_pages(log_url: str) -> None:
+    log, _ = make_log(log_url)
+    log.start()
+    for i in range(5):
+        log.record(f"a{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    for i in range(3):
+        log.record(f"b{i}", "v2", P2, ["DrugY"], PROBS, time.perf_counter())
+    log.stop()
+    backend = log.backend
+    assert backend.count(Filters(model_version="v2")) == (3, 3)
+    assert backend.count(Filters(predicted="DrugA")) == (5, 5)
+    first = backend.recent(Filters(), 4, None)
+    second = backend.recent(Filters(), 4, first[-1][0])
+    ids = [r[0] for r in first + second]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 8
+    assert backend.count(Filters(since=time.time() + 60)) == (0, 0)
+    assert backend.class_mix(Filters()) == [("v1", "DrugA", 5), ("v2", "DrugY", 3)]
+    assert sum(n for _, n in backend.hourly(Filters())) == 8
+
+
+def test_retention_keeps_newest_rows_and_drops_old_ones(log_url: str) -> None:
+    log, _ = make_log(log_url)
+    log.start()
+    for i in range(10):
+        log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.stop()
+    backend = log.backend
+    with backend.session() as conn:
+        assert backend.prune(conn, older_than=None, max_rows=4) == 6
+    assert [r[2] for r in backend.recent(Filters(), 10, None)] == ["r9", "r8", "r7", "r6"]
+    with backend.session() as conn:
+        backend.prune(conn, older_than=time.time() + 1, max_rows=None)
+    assert backend.count(Filters()) == (0, 0)
+
+
+def test_retention_runs_at_start(log_url: str) -> None:
+    log, _ = make_log(log_url)
+    log.start()
+    for i in range(6):
+        log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.stop()
+    again, _ = make_log(log_url, max_rows=2)
+    again.start()
+    again.stop()
+    assert again.backend.count(Filters()) == (2, 2)
+
+
+def test_write_failure_is_retried_then_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+    log.start()
+    backend = log.backend
+    assert isinstance(backend, SqliteBackend)
+    with backend.session() as conn:
+        conn.execute("DROP TABLE predictions")
+        conn.commit()
+    log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.stop()
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 1
+    assert "write failed" in caplog.text
+
+
+def test_bad_location_fails_at_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    log, _ = make_log(f"sqlite:///{blocker / 'sub' / 'p.db'}")
+    with pytest.raises(PredictionLogError):
+        log.start()
+    with pytest.raises(PredictionLogError, match="unsupported"):
+        open_backend("mysql://x")
+
+
+def test_password_is_not_in_the_description() -> None:
+    backend = open_backend("postgresql://user:secret@db:5432/log")
+    assert "secret" not in backend.description
