@@ -15,8 +15,6 @@ from pathlib import Path
 from drugclf.registry import Registry
 from drugclf.retrain import Failed, JobEvent, JobSpec, Published, Validated
 from training.dataset import Dataset, DatasetError, load_dataset, parse_csv
-from training.runs import RunStore
-from training.workflow import ParityError, evaluate_run, export_run, train
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +62,11 @@ def run_job(spec: JobSpec, emit: Emit) -> None:
             )
             return
     emit(Validated(data_sha256=dataset.sha256, data_rows=dataset.rows))
+
+    # Imported only now: scikit-learn and skl2onnx take seconds to import, and the client of a
+    # bad upload should not wait for them to hear about it.
+    from training.runs import RunStore  # noqa: PLC0415
+    from training.workflow import ParityError, evaluate_run, export_run, train  # noqa: PLC0415
 
     store = RunStore(Path(spec.runs_dir))
     try:
