@@ -27,6 +27,7 @@ from serving.codec import PatientCodec
 from serving.docs import openapi_config, static_router
 from serving.errors import ErrorBody, ModelUnavailableError, UnsupportedMediaTypeError
 from serving.handlers import exception_handlers
+from serving.lifecycle import Lifecycle
 from serving.metrics import ServerMetrics
 from serving.middleware import RequestObserver
 from serving.model import DrugModel
@@ -155,6 +156,7 @@ def model_info(model: DrugModel) -> ModelInfoResponse:
 def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes are closures
     """Build the application; the model is loaded when the lifespan starts."""
     metrics = ServerMetrics()
+    lifecycle = Lifecycle(settings)
     holder = ModelHolder(
         Registry(settings.artifacts_dir),
         intra_op_threads=settings.ort_intra_op_threads,
@@ -283,6 +285,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         get_model_info,
         get_metrics,
         static_router(),
+        *lifecycle.route_handlers,
         ui_router(holder, settings),
     ]
 
@@ -310,7 +313,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
 
     app = Litestar(
         route_handlers=route_handlers,
-        lifespan=[lifespan],
+        lifespan=[lifespan, lifecycle.lifespan],
         exception_handlers=exception_handlers(codec),
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
