@@ -2,11 +2,13 @@
 PORT ?= 8000
 WORKERS ?= 0
 HOST ?= 127.0.0.1
+# Local development: with no DRUGCLF_ADMIN_TOKEN, admin endpoints open to loopback (DEV_MODE=0 closes).
+DEV_MODE ?= 1
 
 .PHONY: serve
 serve: ## Serve artifacts/current (make serve PORT=8000 WORKERS=2; WORKERS=0 = one per core)
-	DRUGCLF_PORT=$(PORT) DRUGCLF_WORKERS=$(WORKERS) DRUGCLF_HOST=$(HOST) $(PY) -m serving
+	DRUGCLF_PORT=$(PORT) DRUGCLF_WORKERS=$(WORKERS) DRUGCLF_HOST=$(HOST) DRUGCLF_DEV_MODE=$(DEV_MODE) $(PY) -m serving
 
 .PHONY: serve-dev
 serve-dev: ## Serve with one worker and readable text logs (make serve-dev PORT=8000)
-	DRUGCLF_PORT=$(PORT) DRUGCLF_WORKERS=1 DRUGCLF_HOST=$(HOST) DRUGCLF_LOG_FORMAT=text $(PY) -m serving
+	DRUGCLF_PORT=$(PORT) DRUGCLF_WORKERS=1 DRUGCLF_HOST=$(HOST) DRUGCLF_DEV_MODE=$(DEV_MODE) DRUGCLF_LOG_FORMAT=text $(PY) -m serving
