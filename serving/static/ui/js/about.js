@@ -1,1 +1,3 @@
-import { ready } from "./app.js"; ready();
+import { ready } from "./app.js";
+
+ready();

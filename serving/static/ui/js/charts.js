@@ -52,36 +52,62 @@ export function barChart(container, opts) {
   return svg;
 }
 
-/** A line with dots. opts: {labels, values, label, format(v), min, max, height}. */
+/**
+ * Lines with dots, one per series. opts: {labels, series: [{name, values, cls}], label,
+ * format(v), min, max, height}. `values` alone draws one series.
+ */
 export function lineChart(container, opts) {
-  const { labels, values, label = "chart", format = String, height = 200 } = opts;
+  const { labels, label = "chart", format = String, height = 200 } = opts;
+  const series = opts.series || [{ name: label, values: opts.values, cls: "" }];
   const width = 560;
-  const pad = { top: 20, right: 16, bottom: 40, left: 44 };
+  const pad = { top: 20, right: 16, bottom: 40, left: 48 };
   const svg = frame(label, width, height);
-  const nums = values.map(Number);
-  let min = opts.min ?? Math.min(...nums);
-  let max = opts.max ?? Math.max(...nums);
+  const all = series.flatMap((s) => s.values.map(Number)).filter((v) => Number.isFinite(v));
+  let min = opts.min ?? Math.min(...all);
+  let max = opts.max ?? Math.max(...all);
+  if (!Number.isFinite(min) || !Number.isFinite(max)) { min = 0; max = 1; }
   if (max - min < 1e-9) { min -= 0.05; max += 0.05; }
+  const n = labels.length;
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
-  const xAt = (i) => pad.left + (nums.length === 1 ? plotW / 2 : (i / (nums.length - 1)) * plotW);
+  const xAt = (i) => pad.left + (n <= 1 ? plotW / 2 : (i / (n - 1)) * plotW);
   const yAt = (v) => pad.top + (1 - (v - min) / (max - min)) * plotH;
   for (const tick of [min, (min + max) / 2, max]) {
     svg.append(svgEl("line", { class: "axis", x1: pad.left, x2: width - pad.right, y1: yAt(tick), y2: yAt(tick) }));
     svg.append(svgEl("text", { x: pad.left - 4, y: yAt(tick) + 4, "text-anchor": "end" }, format(tick)));
   }
-  if (nums.length > 1) {
-    svg.append(svgEl("polyline", { class: "line", points: nums.map((v, i) => `${xAt(i)},${yAt(v)}`).join(" ") }));
-  }
-  const every = Math.ceil(nums.length / 8);
-  nums.forEach((v, i) => {
-    const dot = svgEl("circle", { class: "dot", cx: xAt(i), cy: yAt(v), r: 4 });
-    dot.append(svgEl("title", {}, `${labels[i]}: ${format(v)}`));
-    svg.append(dot);
-    if (i % every === 0 || i === nums.length - 1) {
-      svg.append(svgEl("text", { x: xAt(i), y: height - pad.bottom + 16, "text-anchor": "middle" }, String(labels[i])));
+  const every = Math.ceil(n / 6);
+  labels.forEach((text, i) => {
+    if (i % every === 0 || i === n - 1) {
+      svg.append(svgEl("text", { x: xAt(i), y: height - pad.bottom + 16, "text-anchor": "middle" }, String(text)));
     }
   });
+  for (const s of series) {
+    const nums = s.values.map(Number);
+    if (nums.length > 1) {
+      svg.append(svgEl("polyline", { class: `line ${s.cls || ""}`.trim(),
+        points: nums.map((v, i) => `${xAt(i)},${yAt(v)}`).join(" ") }));
+    }
+    nums.forEach((v, i) => {
+      const dot = svgEl("circle", { class: `dot ${s.cls || ""}`.trim(), cx: xAt(i), cy: yAt(v), r: 4 });
+      dot.append(svgEl("title", {}, `${s.name} · ${labels[i]}: ${format(v)}`));
+      svg.append(dot);
+    });
+  }
   container.replaceChildren(svg);
   return svg;
+}
+
+/** A legend for the series of a line chart. */
+export function legend(series) {
+  const box = document.createElement("div");
+  box.className = "legend";
+  for (const s of series) {
+    const item = document.createElement("span");
+    const swatch = document.createElement("span");
+    swatch.className = `swatch ${s.cls || ""}`.trim();
+    item.append(swatch, ` ${s.name}`);
+    box.append(item);
+  }
+  return box;
 }

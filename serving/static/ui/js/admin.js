@@ -1,0 +1,20 @@
+// The admin token, shared by the retrain and model pages of one tab (sessionStorage only).
+const KEY = "drugclf-admin-token";
+
+export function bindToken(input) {
+  input.value = sessionStorage.getItem(KEY) || "";
+  input.addEventListener("change", () => sessionStorage.setItem(KEY, input.value.trim()));
+}
+
+export function token(input) {
+  const value = input.value.trim();
+  sessionStorage.setItem(KEY, value);
+  return value;
+}
+
+/** The text for a 401/403/404 answer of an admin route, or null for other answers. */
+export function adminProblem(result) {
+  if (result.status === 401) return "The admin token is missing or wrong.";
+  if (result.status === 403) return "Admin routes are disabled on this server (no admin token configured).";
+  return null;
+}

@@ -1,0 +1,208 @@
+"""Browser tests of the web UI: the real server on a loopback port, driven by headless Chromium.
+
+One small model is trained by the training CLI into a temporary registry, ``python -m serving``
+serves it (with an admin token, so retraining works), and one Chromium (Debian's, never a
+downloaded one) serves every test of the session. Screenshots go to ``test-artifacts/ui/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "drug200.csv"
+SCREENSHOTS = ROOT / "test-artifacts" / "ui"
+CHROMIUM = Path(os.environ.get("DRUGCLF_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ADMIN_TOKEN = "ui-test-admin-token"
+N_ESTIMATORS = 20
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+START_TIMEOUT = 90.0
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium`",
+        allow_module_level=True,
+    )
+
+
+@dataclass(frozen=True)
+class Server:
+    """The running server: its base URL and folders."""
+
+    url: str
+    artifacts_dir: Path
+    first_version: str
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _train(artifacts: Path, runs: Path) -> str:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "full",
+            "--data",
+            str(DATA),
+            "--artifacts-dir",
+            str(artifacts),
+            "--runs-dir",
+            str(runs),
+            "--n-estimators",
+            str(N_ESTIMATORS),
+            "--parity-cases",
+            "2000",
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    return os.readlink(artifacts / "current").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready in {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``python -m serving`` on a free loopback port, stopped at the end of the session."""
+    base = tmp_path_factory.mktemp("ui-server")
+    artifacts, runs = base / "artifacts", base / "runs"
+    version = _train(artifacts, runs)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DRUGCLF_ARTIFACTS_DIR": str(artifacts),
+        "DRUGCLF_HOST": "127.0.0.1",
+        "DRUGCLF_PORT": str(port),
+        "DRUGCLF_WORKERS": "1",
+        "DRUGCLF_ADMIN_TOKEN": ADMIN_TOKEN,
+        "DRUGCLF_DATA": str(DATA),
+        "DRUGCLF_RUNS_DIR": str(runs),
+        "DRUGCLF_DATA_DIR": str(base / "var"),
+        "DRUGCLF_RETRAIN_PARITY_CASES": "2000",
+        "DRUGCLF_RELOAD_INTERVAL": "0.2",
+        "DRUGCLF_LOG_FORMAT": "text",
+        "DRUGCLF_ACCESS_LOG": "false",
+    }
+    log = base / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serving"], cwd=ROOT, env=env, stdout=sink, stderr=sink
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log)
+        yield Server(url=url, artifacts_dir=artifacts, first_version=version)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: Server) -> Iterator[Any]:
+    """A fresh desktop-sized tab; script errors fail the test."""
+    context = browser.new_context(viewport=DESKTOP, base_url=server.url, accept_downloads=True)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    # The browser logs every 4xx answer as "Failed to load resource"; the pages expect those
+    # (validation errors, features missing on this server), so only other errors count.
+    tab.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" and "Failed to load resource" not in msg.text
+            else None
+        ),
+    )
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert not problems, problems
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """``test-artifacts/ui/``, emptied once per session."""
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    SCREENSHOTS.mkdir(parents=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture
+def shoot(page: Any, screenshots: Path) -> Any:
+    """``shoot(name)``: save the page at desktop and phone widths as ``<name>-desktop.png`` ..."""
+
+    def take(name: str) -> None:
+        page.screenshot(path=str(screenshots / f"{name}-desktop.png"), full_page=True)
+        page.set_viewport_size(PHONE)
+        page.wait_for_timeout(150)
+        page.screenshot(path=str(screenshots / f"{name}-phone.png"), full_page=True)
+        page.set_viewport_size(DESKTOP)
+
+    return take

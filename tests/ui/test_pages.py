@@ -1,0 +1,151 @@
+"""End to end through the browser: every page against the real server.
+
+The tests share one server, so they run in this file's order: predictions first, then the
+monitoring page that shows them, then a retrain that changes the served version.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ui.conftest import ADMIN_TOKEN, Server
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+DRUG_Y = {"Age": "23", "Sex": "F", "BP": "HIGH", "Cholesterol": "HIGH", "Na_to_K": "25.355"}
+DRUG_A = {"Age": "32", "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": "9.445"}
+
+
+def _get(server: Server, path: str) -> Any:
+    with urllib.request.urlopen(server.url + path, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def _fill_patient(page: Any, patient: dict[str, str]) -> None:
+    page.fill("#f-Age", patient["Age"])
+    page.fill("#f-Na_to_K", patient["Na_to_K"])
+    for name in ("Sex", "BP", "Cholesterol"):
+        page.check(f"input[name={name}][value={patient[name]}]")
+
+
+def test_home_shows_the_served_version_and_links(page: Any, server: Server, shoot: Any) -> None:
+    page.goto("/")
+    page.wait_for_selector("body[data-ready]")
+    version = _get(server, "/health")["model_version"]
+    assert page.text_content("#model-version") == version
+    assert version in page.text_content("#server-status")
+    assert "not a clinical tool" in page.text_content(".warning").lower()
+    for path in (
+        "/ui/predict",
+        "/ui/batch",
+        "/ui/retrain",
+        "/ui/model",
+        "/ui/monitoring",
+        "/ui/about",
+        "/docs",
+    ):
+        assert page.locator(f"main a[href='{path}']").count() >= 1
+    shoot("home")
+
+
+@pytest.mark.parametrize(("patient", "drug"), [(DRUG_Y, "DrugY"), (DRUG_A, "DrugA")])
+def test_predict_a_known_patient(
+    page: Any, server: Server, shoot: Any, patient: dict[str, str], drug: str
+) -> None:
+    page.goto("/ui/predict")
+    page.wait_for_selector("body[data-ready]")
+    # The form comes from the feature contract served by the API.
+    assert page.get_attribute("#f-Age", "max") == "120"
+    assert page.locator("input[name=BP]").count() == 3
+    _fill_patient(page, patient)
+    page.click("#predict-button")
+    page.wait_for_selector("#predicted-drug")
+    assert page.text_content("#predicted-drug") == drug
+    assert page.locator(".barrow").count() == 5
+    assert page.locator(".barrow.top").get_attribute("data-class") == drug
+    assert page.text_content("#answer-version") == _get(server, "/health")["model_version"]
+    if drug == "DrugY":
+        shoot("predict")
+
+
+def test_predict_invalid_age_shows_the_server_message(page: Any, shoot: Any) -> None:
+    page.goto("/ui/predict")
+    page.wait_for_selector("body[data-ready]")
+    _fill_patient(page, {**DRUG_Y, "Age": "150"})
+    page.click("#predict-button")
+    error = page.locator("#err-Age")
+    error.wait_for(state="visible")
+    assert "<= 120" in error.text_content()
+    assert page.get_attribute("#f-Age", "aria-invalid") == "true"
+    assert page.locator("#predicted-drug").count() == 0
+    # Keyboard: fix the value and submit with Enter.
+    page.fill("#f-Age", "23")
+    page.press("#f-Age", "Enter")
+    page.wait_for_selector("#predicted-drug")
+    assert page.text_content("#err-Age") == ""
+    page.fill("#f-Age", "150")
+    page.press("#f-Age", "Enter")
+    error.wait_for(state="visible")
+    shoot("predict-invalid")
+
+
+def test_batch_upload_round_trips(page: Any, shoot: Any, tmp_path: Path) -> None:
+    source = tmp_path / "patients.csv"
+    lines = [
+        "Age,Sex,BP,Cholesterol,Na_to_K,Drug",
+        "23,F,HIGH,HIGH,25.355,DrugY",
+        "32,M,HIGH,NORMAL,9.445,drugA",
+        "200,F,HIGH,HIGH,25.355,DrugY",
+        "47,M,LOW,HIGH,13.093,drugC",
+        "40,X,HIGH,HIGH,12,DrugA",
+        "61,F,LOW,HIGH,18.043,DrugY",
+    ]
+    source.write_text("\n".join(lines) + "\n")
+    page.goto("/ui/batch")
+    page.wait_for_selector("body[data-ready]")
+    page.set_input_files("#csv-file", str(source))
+    page.click("#batch-button")
+    page.wait_for_selector("body[data-batch-done]")
+    assert page.locator("#results-table tbody tr").count() == 6
+    assert page.locator("#results-table tr.row-error").count() == 2
+    error_rows = page.locator("#errors-table tbody tr")
+    assert [error_rows.nth(i).get_attribute("data-error-row") for i in range(2)] == ["3", "5"]
+    assert "Age" in error_rows.nth(0).text_content()
+    assert "Sex" in error_rows.nth(1).text_content()
+    predictions = page.locator("#results-table td[data-prediction]").all_text_contents()
+    assert predictions[0] == "DrugY" and predictions[1] == "DrugA"
+    assert "Ignored columns: Drug" in page.text_content("#batch-summary")
+    with page.expect_download() as info:
+        page.click("#download-button")
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    assert [r["row"] for r in rows] == ["1", "2", "3", "4", "5", "6"]
+    assert rows[0]["prediction"] == "DrugY" and rows[1]["prediction"] == "DrugA"
+    assert rows[2]["prediction"] == "" and "120" in rows[2]["error"]
+    assert float(rows[0]["probability_DrugY"]) > 0.5
+    shoot("batch")
+
+
+def test_model_page_shows_the_confusion_matrix(page: Any, server: Server, shoot: Any) -> None:
+    page.goto("/ui/model")
+    page.wait_for_selector("body[data-ready]")
+    image = page.locator("#confusion-matrix")
+    page.wait_for_function("document.querySelector('#confusion-matrix').complete")
+    assert image.evaluate("img => img.naturalWidth") > 100
+    assert page.text_content("#info-version") == _get(server, "/health")["model_version"]
+    assert page.locator("#per-class tbody tr").count() == 5
+    assert page.text_content("#parity-result") == "passed"
+    shoot("model")
+
+
+def test_about_links_to_the_docs(page: Any, shoot: Any) -> None:
+    page.goto("/ui/about")
+    page.wait_for_selector("body[data-ready]")
+    assert page.locator("main a[href='/docs']").count() == 1
+    shoot("about")
