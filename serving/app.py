@@ -7,6 +7,7 @@ bytes. Domain errors become HTTP answers in ``serving.handlers`` (one place, one
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Final
@@ -31,6 +32,8 @@ from serving.lifecycle import Lifecycle
 from serving.metrics import ServerMetrics
 from serving.middleware import RequestObserver
 from serving.model import DrugModel
+from serving.monitoring_api import monitoring_router
+from serving.predlog import prediction_log
 from serving.reload import ModelHolder
 from serving.responses import RawResponse
 from serving.schemas import (
@@ -163,6 +166,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         on_change=lambda model: metrics.set_model_version(model.version),
     )
     codec = PatientCodec(settings.max_batch_size)
+    predlog = prediction_log(settings, metrics.registry)  # None when turned off
     info_cache: dict[str, bytes] = {}
 
     def _model() -> DrugModel:
@@ -182,7 +186,12 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             extra={"model_version": model.version},
         )
         async with holder.watching(settings.reload_interval):
-            yield
+            if predlog is None:
+                yield
+            else:
+                # Exit flushes and joins the writer: nothing accepted is lost on SIGTERM.
+                async with predlog.running():
+                    yield
 
     @get(
         "/health",
@@ -239,6 +248,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         The body is a patient object or an array of them. The answer carries the version of
         the model that produced it.
         """
+        started = time.perf_counter()
         _check_json(request)
         patients = codec.decode(await request.body())
         model = _model()
@@ -252,7 +262,17 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             result = model.predict(patients)
             body = codec.encode_many(result.labels, result.probabilities, model.version)
             metrics.observe_predictions(result.labels)
-        request.scope["state"]["model_version"] = model.version
+        state = request.scope["state"]
+        state["model_version"] = model.version
+        if predlog is not None:
+            predlog.record(
+                state.get("request_id"),
+                model.version,
+                patients,
+                result.labels,
+                result.probabilities,
+                started,
+            )
         return RawResponse(body)
 
     @get(
@@ -285,6 +305,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         get_model_info,
         get_metrics,
         static_router(),
+        monitoring_router(predlog, holder),
         *lifecycle.route_handlers,
         ui_router(holder, settings),
     ]
@@ -322,6 +343,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
     )
     app.state.holder = holder
     app.state.metrics = metrics
+    app.state.prediction_log = predlog
     app.state.settings = settings
     # Outermost layer, around Litestar's exception handling, so 404/405 are observed too.
     app.asgi_handler = RequestObserver(

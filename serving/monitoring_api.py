@@ -75,11 +75,11 @@ def metadata_lookup(
     return lookup
 
 
-def monitoring_router(log: PredictionLog | None, holder: ModelHolder, registry: Registry) -> Router:
+def monitoring_router(log: PredictionLog | None, holder: ModelHolder) -> Router:
     """The monitoring routes, reading ``log``'s database (404s when the log is off)."""
     monitor = Monitor(
         log.backend if log is not None else None,
-        metadata_lookup(holder, registry),
+        metadata_lookup(holder, holder.registry),
         lambda: holder.model.version if holder.model is not None else None,
     )
 
