@@ -128,7 +128,7 @@ def to_record(row: tuple[Any, ...]) -> PredictionRecord:
     ident, values = row[0], row[1:]
     ts, request_id, index, size, version, label, latency = values[:_INPUT_START]
     inputs = values[_INPUT_START:_PROBABILITY_START]
-    probs = values[_PROBABILITY_START:]
+    probs = values[_PROBABILITY_START : _PROBABILITY_START + len(CLASSES)]
     return PredictionRecord(
         id=int(ident),
         time=iso(float(ts)),
@@ -140,6 +140,7 @@ def to_record(row: tuple[Any, ...]) -> PredictionRecord:
         latency_ms=round(float(latency), 3),
         inputs=None if inputs[0] is None else RecordedInputs(*inputs),
         probabilities=None if probs[0] is None else dict(zip(CLASSES, probs, strict=True)),
+        worker=values[COLUMNS.index("worker")],
     )
 
 

@@ -68,6 +68,7 @@ def _column_ddl(id_ddl: str, real: str) -> str:
     types = {
         "ts": f"{real} NOT NULL",
         "request_id": "TEXT",
+        "worker": "TEXT",
         "batch_index": "INTEGER NOT NULL",
         "batch_size": "INTEGER NOT NULL",
         "model_version": "TEXT NOT NULL",

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections import deque
@@ -95,6 +97,7 @@ class PredictionLog:
         self._processed = 0  # only the writer thread writes it
         self._progress = threading.Condition()
         self._last_warning = 0.0
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._failing = False
 
     # The request path ------------------------------------------------------------------
@@ -228,7 +231,9 @@ class PredictionLog:
     def _drain(self, backlog: list[Row]) -> int:
         queue, taken = self._queue, 0
         while queue:
-            backlog.extend(expand(queue.popleft(), with_inputs=self.record_inputs))
+            backlog.extend(
+                expand(queue.popleft(), with_inputs=self.record_inputs, worker=self.worker)
+            )
             taken += 1
         return taken
 

@@ -41,24 +41,25 @@ COLUMNS: Final = (
     "latency_ms",
     *INPUT_COLUMNS,
     *PROBABILITY_COLUMNS,
+    "worker",
 )
 _NO_INPUTS: Final = (None,) * (len(INPUT_COLUMNS) + len(PROBABILITY_COLUMNS))
 
 Row: TypeAlias = tuple[Any, ...]
 
 
-def expand(pending: Pending, *, with_inputs: bool) -> list[Row]:
+def expand(pending: Pending, *, with_inputs: bool, worker: str) -> list[Row]:
     """The rows of one request, in batch order (runs in the writer thread).
 
     Without inputs, the patient's fields and the probabilities are left NULL: only the time,
-    ids, version, class and latency are kept.
+    ids, version, class and latency are kept. ``worker`` names the process (host:pid).
     """
     ts, request_id, version, patients, labels, probabilities, latency_ms = pending
     batch = [patients] if isinstance(patients, Patient) else patients
     size = len(batch)
     if not with_inputs:
         return [
-            (ts, request_id, i, size, version, label, latency_ms, *_NO_INPUTS)
+            (ts, request_id, i, size, version, label, latency_ms, *_NO_INPUTS, worker)
             for i, label in enumerate(labels)
         ]
     rows = probabilities.tolist()
@@ -77,6 +78,7 @@ def expand(pending: Pending, *, with_inputs: bool) -> list[Row]:
             p.Cholesterol,
             p.Na_to_K,
             *probs,
+            worker,
         )
         for i, (p, label, probs) in enumerate(zip(batch, labels, rows, strict=True))
     ]
@@ -111,3 +113,5 @@ class PredictionRecord(msgspec.Struct, frozen=True):
     """Time the request spent in the handler (decode, model, encode), shared by its batch."""
     inputs: RecordedInputs | None
     probabilities: dict[str, float] | None
+    worker: str | None
+    """The process that answered (host:pid)."""

@@ -62,7 +62,7 @@ def test_inputs_off_stores_no_inputs_or_probabilities(log_url: str) -> None:
     rows = log.backend.recent(Filters(), 10, None)
     assert len(rows) == 2
     for row in rows:
-        assert row[8:] == (None,) * 10  # five inputs, five probabilities
+        assert row[8:18] == (None,) * 10  # five inputs, five probabilities
         assert row[6] in {"DrugA", "DrugY"} and row[5] == "v1" and row[7] >= 0
     assert log.backend.inputs(Filters(), 10) == []
 
