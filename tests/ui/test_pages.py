@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.ui.conftest import ADMIN_TOKEN, Server
 
@@ -69,7 +70,7 @@ def test_predict_a_known_patient(
     page.wait_for_selector("#predicted-drug")
     assert page.text_content("#predicted-drug") == drug
     assert page.locator(".barrow").count() == 5
-    assert page.locator(".barrow.top").get_attribute("data-class") == drug
+    assert page.locator(".barrow.best").get_attribute("data-class") == drug
     assert page.text_content("#answer-version") == _get(server, "/health")["model_version"]
     if drug == "DrugY":
         shoot("predict")
@@ -132,11 +133,39 @@ def test_batch_upload_round_trips(page: Any, shoot: Any, tmp_path: Path) -> None
     shoot("batch")
 
 
+def test_monitoring_shows_the_predictions_just_made(page: Any, server: Server, shoot: Any) -> None:
+    # A prediction of a patient no other test sends, through the UI.
+    page.goto("/ui/predict")
+    page.wait_for_selector("body[data-ready]")
+    _fill_patient(page, {**DRUG_Y, "Age": "77", "Na_to_K": "31.5"})
+    page.click("#predict-button")
+    page.wait_for_selector("#predicted-drug")
+    page.goto("/ui/monitoring")
+    page.wait_for_selector("body[data-ready]")
+    recent = page.locator("#recent tbody")
+    # The log writer commits in the background: refresh until the row is there.
+    for _ in range(20):
+        if "77, F, HIGH, HIGH, 31.5" in recent.text_content():
+            break
+        page.wait_for_timeout(300)
+        page.click("#refresh-button")
+        expect(page.locator("#refresh-button")).to_be_enabled()
+    assert "77, F, HIGH, HIGH, 31.5" in recent.text_content()
+    summary = _get(server, "/monitoring/summary")
+    assert int(page.text_content("#total-predictions")) == summary["predictions"] > 0
+    # The batch test's rows are there too, marked with their place in the batch.
+    assert "of 4" in recent.text_content()
+    for chart in ("#hourly-chart", "#mix-chart", "#latency-chart", "#drift-chart"):
+        assert page.locator(f"{chart} svg").count() == 1, chart
+    assert page.locator("#drift-table tbody tr").count() == 5
+    shoot("monitoring")
+
+
 def test_model_page_shows_the_confusion_matrix(page: Any, server: Server, shoot: Any) -> None:
     page.goto("/ui/model")
     page.wait_for_selector("body[data-ready]")
     image = page.locator("#confusion-matrix")
-    page.wait_for_function("document.querySelector('#confusion-matrix').complete")
+    expect(image).to_have_js_property("complete", True)
     assert image.evaluate("img => img.naturalWidth") > 100
     assert page.text_content("#info-version") == _get(server, "/health")["model_version"]
     assert page.locator("#per-class tbody tr").count() == 5
@@ -149,3 +178,49 @@ def test_about_links_to_the_docs(page: Any, shoot: Any) -> None:
     page.wait_for_selector("body[data-ready]")
     assert page.locator("main a[href='/docs']").count() == 1
     shoot("about")
+
+
+def test_retrain_changes_the_displayed_version(page: Any, server: Server, shoot: Any) -> None:
+    before = _get(server, "/health")["model_version"]
+    page.goto("/ui/retrain")
+    page.wait_for_selector("body[data-ready]")
+    assert page.text_content("#serving-version") == before
+    # A wrong token is reported next to the token field.
+    page.fill("#n_estimators", "10")
+    page.fill("#token", "wrong")
+    page.click("#retrain-button")
+    page.locator("#err-token").wait_for(state="visible")
+    assert "not valid" in page.text_content("#err-token")
+    # An out-of-range parameter is reported next to its field.
+    page.fill("#token", ADMIN_TOKEN)
+    page.fill("#test_size", "0.9")
+    page.click("#retrain-button")
+    page.locator("#err-test_size").wait_for(state="visible")
+    page.fill("#test_size", "0.3")
+    page.check("#force")
+    page.click("#retrain-button")
+    page.wait_for_selector("#progress:not([hidden])")
+    page.wait_for_selector("body[data-retrain-done]", timeout=240_000)
+    new = page.text_content("#new-version")
+    assert new != before
+    assert page.text_content("#promoted") == "yes"
+    assert page.text_content("#serving-version") == new
+    assert new in page.text_content("#server-status")
+    assert _get(server, "/health")["model_version"] == new
+    shoot("retrain")
+    # The model page lists both versions and serves the new one's confusion matrix.
+    page.goto("/ui/model")
+    page.wait_for_selector("body[data-ready]")
+    assert page.text_content("#info-version") == new
+    assert page.locator("#versions tbody tr").count() == 2
+    assert page.locator(f"#versions tr.current[data-version='{new}']").count() == 1
+    assert page.locator("#accuracy-chart svg circle").count() == 4
+    expect(page.locator("#confusion-matrix")).to_have_js_property("complete", True)
+    assert page.locator("#confusion-matrix").evaluate("img => img.naturalWidth") > 100
+    shoot("model-versions")
+    # Roll back from the page: the old version serves again.
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("#rollback-button")
+    expect(page.locator("#info-version")).to_have_text(before, timeout=30_000)
+    assert "now serving" in page.text_content("#admin-message")
+    assert _get(server, "/health")["model_version"] == before

@@ -15,6 +15,6 @@ export function token(input) {
 /** The text for a 401/403/404 answer of an admin route, or null for other answers. */
 export function adminProblem(result) {
   if (result.status === 401) return "The admin token is missing or wrong.";
-  if (result.status === 403) return "Admin routes are disabled on this server (no admin token configured).";
+  if (result.status === 403) return `Not allowed: ${(result.data && result.data.message) || "the admin token is not valid"}.`;
   return null;
 }

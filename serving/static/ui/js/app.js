@@ -87,7 +87,7 @@ export function unavailable(feature, doc) {
 /** One bar per class probability; the predicted class is highlighted. */
 export function probabilityBars(probabilities, predicted) {
   const rows = Object.entries(probabilities).map(([label, p]) =>
-    el("div", { class: `barrow${label === predicted ? " top" : ""}`, "data-class": label },
+    el("div", { class: `barrow${label === predicted ? " best" : ""}`, "data-class": label },
       el("span", {}, label),
       el("span", { class: "track", role: "meter", "aria-label": `${label} probability`,
         "aria-valuemin": "0", "aria-valuemax": "1", "aria-valuenow": String(p) },

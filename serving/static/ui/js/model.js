@@ -62,7 +62,9 @@ function renderVersions(reply) {
     { name: "CV accuracy", values: versions.map((v) => v.metrics.cv_accuracy_mean), cls: "alt" },
   ];
   if (versions.length) {
-    lineChart($("#accuracy-chart"), { labels, series, label: "Accuracy across versions", format: (v) => pct(v, 0) });
+    const lowest = Math.min(...series.flatMap((s) => s.values));
+    lineChart($("#accuracy-chart"), { labels, series, label: "Accuracy across versions",
+      format: (v) => pct(v, 0), min: Math.max(0, Math.floor((lowest - 0.05) * 20) / 20), max: 1 });
     clear($("#accuracy-legend"), legend(series));
   }
   const rows = [...versions].reverse().map((v) =>

@@ -25,7 +25,9 @@ function clearErrors() {
 
 function showError(result, fallbackField = null) {
   const admin = adminProblem(result);
-  const field = admin ? "token" : (result.data && result.data.field) || fallbackField;
+  const named = result.data && result.data.field;
+  // The server names the upload "file" and the token "Authorization"; the form's fields differ.
+  const field = admin || named === "Authorization" ? "token" : named === "file" ? "dataset" : named || fallbackField;
   const text = admin || errorText(result);
   const target = field && document.getElementById(`err-${field}`);
   if (target) {
@@ -95,8 +97,8 @@ async function submit(event) {
   let request;
   if (file) {
     const data = new FormData();
-    data.append("params", new Blob([JSON.stringify(body)], { type: "application/json" }), "params.json");
-    data.append("data", file, file.name);
+    data.append("params", JSON.stringify(body));
+    data.append("file", file, file.name);
     request = { method: "POST", form: data, token: secret };
   } else {
     request = { method: "POST", json: body, token: secret };
