@@ -75,7 +75,10 @@ CMD ["python", "-m", "training", "full", "--data", "data/drug200.csv", "--artifa
 # --------------------------------------------------------------------------------------------
 FROM uv AS serve-env
 
-RUN uv sync --frozen --no-dev --extra serve --no-install-project --no-editable
+# The test suites that wheels ship (numpy's alone is ~20 MB with bytecode) are never imported
+# by a server: drop them so the runtime layer carries only what runs.
+RUN uv sync --frozen --no-dev --extra serve --no-install-project --no-editable \
+ && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
 
 # Only the packages the server imports: the feature contract (drugclf) and serving.
 # training/ is not copied, so its console script is dropped too.
