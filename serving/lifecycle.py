@@ -19,7 +19,7 @@ from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Body, Parameter
+from litestar.params import Body, PathParameter, QueryParameter
 
 from drugclf.artifact import ArtifactError
 from drugclf.registry import Registry, RegistryError
@@ -270,8 +270,7 @@ def _handlers(life: Lifecycle) -> list[Any]:
         request: Request[Any, Any, Any],
         wait: Annotated[
             str | None,
-            Parameter(
-                query="wait",
+            QueryParameter(
                 required=False,
                 description="false: answer 202 at once with the job URL (overrides the body)",
             ),
@@ -306,7 +305,7 @@ def _handlers(life: Lifecycle) -> list[Any]:
         tags=["lifecycle"],
         responses={404: _error("No such job")},
     )
-    async def get_job(job_id: str) -> Job:
+    async def get_job(job_id: Annotated[str, PathParameter()]) -> Job:
         """A retrain job's state (running, succeeded, failed) and its result or error."""
         return manager.get(job_id)
 
@@ -322,7 +321,7 @@ def _handlers(life: Lifecycle) -> list[Any]:
         status_code=200,
         responses={**_ADMIN_ERRORS, 404: _error("No such version")},
     )
-    async def promote(version: str) -> SwitchReply:
+    async def promote(version: Annotated[str, PathParameter()]) -> SwitchReply:
         """Serve a published version; every worker switches within seconds (hot reload)."""
         previous = registry.current_version()
         if version not in registry.versions():

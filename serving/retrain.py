@@ -154,7 +154,7 @@ class RetrainManager:
         timeout: float,
         parity_cases: int,
         cv_tolerance: float,
-        target: str = DEFAULT_TARGET,
+        target: str | None = None,
         log_level: str = "INFO",
         log_format: str = "json",
     ) -> None:
@@ -166,7 +166,7 @@ class RetrainManager:
         self.timeout = timeout
         self.parity_cases = parity_cases
         self.cv_tolerance = cv_tolerance
-        self.target = target
+        self.target = target or DEFAULT_TARGET
         self.log_level = log_level
         self.log_format = log_format
         self.lock = JobLock(jobs_dir / LOCK_FILE)

@@ -1,0 +1,42 @@
+"""Job targets for spawned test processes (``serving.retrain`` runs "module:function")."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from drugclf.retrain import JobEvent, JobSpec, Validated
+
+
+def sleeps(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
+    """Validates at once, then hangs (a stuck job)."""
+    emit(Validated(data_sha256="0" * 64, data_rows=200))
+    time.sleep(600)
+
+
+def crashes(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
+    """Validates, then the process dies without a word."""
+    emit(Validated(data_sha256="0" * 64, data_rows=200))
+    os._exit(3)
+
+
+def raises(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
+    """An unexpected exception inside training."""
+    raise RuntimeError("secret internal detail")
+
+
+def parity_fails(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
+    """The real job, with the parity gate made to find mismatches (tolerance below zero)."""
+    import training.workflow
+    from training import parity
+    from training.job import run_job
+
+    real = parity.check_parity
+
+    def strict(*args: object, **kwargs: object) -> parity.ParityReport:
+        kwargs["tolerance"] = -1.0
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    training.workflow.check_parity = strict  # type: ignore[assignment]
+    run_job(spec, emit)
