@@ -86,12 +86,20 @@ def main(argv: list[str] | None = None) -> int:
         args.duration, args.repeats = min(args.duration, 1.0), 1
     version_dir = Registry(args.artifacts_dir).resolve_current()
     metadata = read_metadata(version_dir)
-    workers_env = os.environ.get("DRUGCLF_WORKERS")
-    default_workers = int(workers_env) if workers_env else 0
-    workers = args.workers or default_workers or os.cpu_count() or 1
-    access_log = os.environ.get("DRUGCLF_ACCESS_LOG", "1").lower() not in {"0", "false", "no"}
+    server_settings = ServerProcess(args.artifacts_dir, workers=args.workers).settings()
     report = Report(
-        settings=Settings(args.duration, args.repeats, workers, args.wrk_threads, access_log),
+        settings=Settings(
+            duration_s=args.duration,
+            repeats=args.repeats,
+            workers=int(str(server_settings["workers"])),
+            wrk_threads=args.wrk_threads,
+            access_log=bool(server_settings["access_log"]),
+            prediction_log=(
+                None
+                if server_settings["prediction_log"] is None
+                else bool(server_settings["prediction_log"])
+            ),
+        ),
         model=metadata,
         started_at=now(),
         load_before=os.getloadavg(),

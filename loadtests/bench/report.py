@@ -37,6 +37,7 @@ class Settings(msgspec.Struct, frozen=True):
     workers: int
     wrk_threads: int
     access_log: bool
+    prediction_log: bool | None = None
 
 
 class Report(msgspec.Struct):
@@ -214,6 +215,10 @@ def _inprocess_section(result: InProcessResult) -> list[str]:
     ]
 
 
+def _on(flag: bool | None) -> str:
+    return "n/a" if flag is None else "on" if flag else "off"
+
+
 def _http_section(http: HttpResult, settings: Settings) -> list[str]:
     rows = []
     for key in ("predict", "reference", "health"):
@@ -245,7 +250,8 @@ def _http_section(http: HttpResult, settings: Settings) -> list[str]:
         "## 2. HTTP: `/predict` against the model-free reference, with wrk",
         "",
         f"The production server (`python -m serving`, granian, {settings.workers} workers, "
-        f"access log {'on' if settings.access_log else 'off'}) on loopback; wrk with "
+        f"access log {_on(settings.access_log)}, prediction log {_on(settings.prediction_log)}) "
+        "on loopback; wrk with "
         f"{settings.wrk_threads} thread(s), {settings.duration_s:g} s per run. Bodies: 200 "
         "patients (half from the dataset, half across the contract's ranges), cycled. "
         "`POST /bench/reference` decodes the same body through the same stack and returns a "
@@ -321,9 +327,10 @@ def _scenario_section(results: list[ScenarioResult]) -> list[str]:
         "## 5. `/predict` under conditions",
         "",
         f"`POST /predict` at {TARGET_CONNECTIONS} connections, each condition off and on "
-        "alternately on a fresh server over a private copy of the artifacts. A retrain is "
-        "`python -m training full` promoting a new version that the server hot-reloads during "
-        "the run.",
+        "alternately, over a private copy of the artifacts. Retrain: one server; a run with a "
+        "retrain lasts as long as the retrain (`python -m training full`: train, evaluate, "
+        "export behind the parity gate, promote), so it includes the hot reload of the new "
+        "version. Prediction log: a fresh server per run, the log switched by its setting.",
         "",
         *_table(["Scenario", "Condition", "p99", "Requests/s", "Failed or wrong"], rows),
     ]
@@ -347,7 +354,8 @@ def render(report: Report) -> str:
         f"- **Model:** {report.model.version} ({report.model.model_type}, "
         f"{report.model.params.n_estimators} trees, at most {report.model.params.max_leaf_nodes} "
         "leaves each)",
-        f"- **Runs:** every figure is the median (min–max) of {settings.repeats} repeats"
+        f"- **Runs:** every figure is the median (min–max) of {settings.repeats} "
+        f"repeat{'s' if settings.repeats > 1 else ''}"
         f"{f', {settings.duration_s:g} s each' if report.http else ''}.",
         "",
         "## Targets",

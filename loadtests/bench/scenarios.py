@@ -8,13 +8,14 @@ and is skipped: add a feature by adding a :class:`Scenario` to :func:`scenarios`
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -26,7 +27,12 @@ from loadtests.bench.stats import Spread
 from loadtests.bench.wrk import WrkResult, run_wrk
 
 NOT_BUILT: Final = "n/a (not built yet)"
+RETRAIN_TIMEOUT_S: Final = 600.0
 CONNECTIONS: Final = 16
+
+
+class ScenarioError(Exception):
+    """A scenario could not be measured (its condition failed)."""
 
 
 class ConditionFigures(msgspec.Struct, frozen=True):
@@ -58,6 +64,7 @@ class Scenario(msgspec.Struct, frozen=True):
     off_env: dict[str, str] = {}
     on_env: dict[str, str] = {}
     during: str = ""  # "retrain": run a retrain while wrk loads the server
+    via_http: bool = False  # retrain with POST /retrain (else the training CLI)
 
 
 def _setting(fragment: str) -> str | None:
@@ -70,16 +77,18 @@ def _setting(fragment: str) -> str | None:
 def scenarios() -> list[Scenario]:
     """Retrain running, and the prediction log on or off (each n/a until its feature lands)."""
     found = []
-    # Until serving retrains by itself, a retrain is the training CLI promoting a new version
-    # that the server hot-reloads: the same CPU contention and the same model swap.
+    # A retrain is POST /retrain when serving has it; before that, the training CLI promoting
+    # a version the server hot-reloads (the same CPU contention and the same model swap).
+    via_http = importlib.util.find_spec("serving.retrain") is not None
     retrain_cli = importlib.util.find_spec("training.__main__") is not None
     found.append(
         Scenario(
             "retrain",
             "no retrain",
             "retrain running",
-            available=None if retrain_cli else NOT_BUILT,
+            available=None if via_http or retrain_cli else NOT_BUILT,
             during="retrain",
+            via_http=via_http,
         )
     )
     log_setting = _setting("prediction_log")
@@ -97,39 +106,40 @@ def scenarios() -> list[Scenario]:
     return found
 
 
-@contextmanager
-def retrain_running(artifacts_dir: Path, data_path: Path, runs_dir: Path) -> Iterator[None]:
-    """A full retrain (train, evaluate, export, promote) in the background, on this registry.
+def retrain_over_http(port: int, token: str) -> None:
+    """``POST /retrain`` and wait for the job: train, evaluate, export, promote (forced).
 
-    The server reloads the promoted model while under load, so this measures both the CPU a
-    retrain takes from the workers and the hot swap of the model.
+    The job runs in a process of its own next to the workers, and every worker hot-reloads the
+    promoted version, all while wrk loads ``/predict``.
+
+    Raises:
+        ScenarioError: the retrain did not succeed and promote.
     """
-    process = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "full",
-            "--data",
-            str(data_path),
-            "--artifacts-dir",
-            str(artifacts_dir),
-            "--runs-dir",
-            str(runs_dir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    connection = http.client.HTTPConnection(HOST, port, timeout=RETRAIN_TIMEOUT_S)
     try:
-        yield
+        connection.request(
+            "POST",
+            "/retrain",
+            body=msgspec.json.encode({"force": True, "wait": True}),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        response = connection.getresponse()
+        answer = response.read()
     finally:
-        # Let it finish (it is part of the condition), but never hang the benchmark.
-        try:
-            process.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        connection.close()
+    if response.status != 200 or not msgspec.json.decode(answer).get("promoted"):
+        raise ScenarioError(f"POST /retrain answered {response.status}: {answer[:500]!r}")
+
+
+def retrain_with_cli(artifacts_dir: Path, data_path: Path, runs_dir: Path) -> None:
+    """The training CLI's full run, promoting a version the server hot-reloads."""
+    command = [sys.executable, "-m", "training", "full", "--data", str(data_path)]
+    command += ["--artifacts-dir", str(artifacts_dir), "--runs-dir", str(runs_dir)]
+    completed = subprocess.run(  # noqa: S603
+        command, capture_output=True, timeout=RETRAIN_TIMEOUT_S, check=False
+    )
+    if completed.returncode != 0:
+        raise ScenarioError(f"the retrain failed: {completed.stderr[-500:]!r}")
 
 
 def _figures(results: list[WrkResult]) -> ConditionFigures:
@@ -156,27 +166,48 @@ def run_scenario(
         return msgspec.structs.replace(result, note=scenario.available)
     single = bodies(seed=3, count=200)
     runs: dict[bool, list[WrkResult]] = {False: [], True: []}
+
+    def load(port: int, until: Callable[[], object] | None = None) -> WrkResult:
+        return run_wrk(
+            f"http://{HOST}:{port}/predict",
+            connections=CONNECTIONS,
+            duration_s=duration_s,
+            method="POST",
+            bodies=single,
+            expect=PREDICT_EXPECT,
+            until=until,
+        )
+
     with tempfile.TemporaryDirectory(prefix="drugclf-bench-") as tmp:
         registry = Path(tmp) / "artifacts"
         shutil.copytree(artifacts_dir.resolve(), registry, symlinks=True)
-        for repeat in range(1, repeats + 1):
-            for on in (False, True):
-                env = scenario.on_env if on else scenario.off_env
-                label = scenario.on_label if on else scenario.off_label
-                progress(f"  repeat {repeat}/{repeats}: {scenario.name}: {label}")
-                with ServerProcess(registry, workers=workers, extra_env=env) as server:
-                    condition: AbstractContextManager[None] = nullcontext()
-                    if on and scenario.during == "retrain":
-                        condition = retrain_running(registry, data_path, Path(tmp) / "runs")
-                    with condition:
-                        runs[on].append(
-                            run_wrk(
-                                f"http://{HOST}:{server.port}/predict",
-                                connections=CONNECTIONS,
-                                duration_s=duration_s,
-                                method="POST",
-                                bodies=single,
-                                expect=PREDICT_EXPECT,
-                            )
-                        )
+        if scenario.during == "retrain":
+            token = secrets.token_urlsafe(16)
+            env = {
+                **scenario.off_env,
+                "DRUGCLF_ADMIN_TOKEN": token,
+                "DRUGCLF_DATA": str(data_path.resolve()),
+                "DRUGCLF_RUNS_DIR": str(Path(tmp) / "runs"),
+            }
+
+            def retrain(port: int) -> Callable[[], None]:
+                if scenario.via_http:
+                    return lambda: retrain_over_http(port, token)
+                return lambda: retrain_with_cli(registry, data_path, Path(tmp) / "runs")
+
+            # One server: a retrain is something that happens to a running server.
+            with ServerProcess(registry, workers=workers, extra_env=env) as server:
+                for repeat in range(1, repeats + 1):
+                    progress(f"  repeat {repeat}/{repeats}: {scenario.name}: {scenario.off_label}")
+                    runs[False].append(load(server.port))
+                    progress(f"  repeat {repeat}/{repeats}: {scenario.name}: {scenario.on_label}")
+                    runs[True].append(load(server.port, until=retrain(server.port)))
+        else:
+            for repeat in range(1, repeats + 1):
+                for on in (False, True):
+                    env = scenario.on_env if on else scenario.off_env
+                    label = scenario.on_label if on else scenario.off_label
+                    progress(f"  repeat {repeat}/{repeats}: {scenario.name}: {label}")
+                    with ServerProcess(registry, workers=workers, extra_env=env) as server:
+                        runs[on].append(load(server.port))
     return msgspec.structs.replace(result, off=_figures(runs[False]), on=_figures(runs[True]))

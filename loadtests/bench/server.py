@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,6 +86,7 @@ class ServerProcess:
         }
         if workers is not None:
             self.env["DRUGCLF_WORKERS"] = str(workers)
+        self._data_dir: str | None = None
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
@@ -95,6 +98,11 @@ class ServerProcess:
 
     def start(self) -> float:
         """Start the server and wait until ``GET /ready`` answers 200; returns seconds taken."""
+        if "DRUGCLF_DATA_DIR" not in self.env:
+            # The server's own data (prediction log, retrain jobs) goes to a private folder: a
+            # benchmark must not fill the real prediction log with its traffic.
+            self._data_dir = tempfile.mkdtemp(prefix="drugclf-bench-data-")
+            self.env["DRUGCLF_DATA_DIR"] = self._data_dir
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         started = time.perf_counter()
         try:
@@ -138,8 +146,27 @@ class ServerProcess:
                 continue
         return workers or [parent.memory_info().rss]
 
+    def settings(self) -> dict[str, object]:
+        """The settings the server runs with, as serving reads them from this environment."""
+        from serving.settings import Settings  # noqa: PLC0415 (serving is optional here)
+
+        settings = Settings.from_env(self.env)
+        return {
+            "workers": settings.worker_count(),
+            "access_log": settings.access_log,
+            "prediction_log": getattr(settings, "prediction_log", None),
+            "log_format": settings.log_format,
+        }
+
     def stop(self) -> None:
         """Stop the server and its workers: SIGTERM to the group, SIGKILL if it lingers."""
+        try:
+            self._stop_processes()
+        finally:
+            if self._data_dir is not None:
+                shutil.rmtree(self._data_dir, ignore_errors=True)
+
+    def _stop_processes(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
         try:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -17,6 +19,8 @@ SCRIPT: Final = Path(__file__).with_name("wrk_bodies.lua")
 RESULT_PREFIX: Final = "WRK_RESULT "
 # A request slower than this is a failure, not a latency figure.
 TIMEOUT: Final = "5s"
+# The longest a run tied to another process (``until``) may last.
+UNTIL_CEILING_S: Final = 600
 
 
 class WrkError(Exception):
@@ -89,6 +93,7 @@ def run_wrk(
     method: str = "GET",
     bodies: Sequence[bytes] = (),
     expect: str | None = None,
+    until: Callable[[], object] | None = None,
 ) -> WrkResult:
     """Run wrk once and return its checked result.
 
@@ -100,6 +105,8 @@ def run_wrk(
         method: GET or POST.
         bodies: request bodies, cycled through (POST).
         expect: text every answer must contain to count as right.
+        until: run while this call blocks (e.g. a retrain) instead; ``duration_s`` becomes
+            the minimum. wrk is then stopped with SIGINT, on which it still reports.
     """
     if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
         raise WrkError(f"refusing to send load anywhere but loopback: {url}")
@@ -112,17 +119,29 @@ def run_wrk(
             wrk_path(),
             f"-t{max(1, min(threads, connections))}",
             f"-c{connections}",
-            f"-d{max(1, round(duration_s))}s",  # wrk takes whole seconds only
+            # wrk takes whole seconds only; with `until`, a ceiling SIGINT cuts short.
+            f"-d{UNTIL_CEILING_S if until else max(1, round(duration_s))}s",
             f"--timeout={TIMEOUT}",
             "--latency",
             "-s",
             str(SCRIPT),
             url,
         ]
-        completed = subprocess.run(  # noqa: S603
-            command, env=env, capture_output=True, text=True, timeout=duration_s + 60, check=False
+        process = subprocess.Popen(  # noqa: S603
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-    if completed.returncode != 0:
-        output = (completed.stderr.strip() or completed.stdout.strip())[-2000:]
-        raise WrkError(f"wrk exited {completed.returncode}: {output}")
-    return parse_output(completed.stdout)
+        try:
+            if until is not None:
+                started = time.monotonic()
+                until()
+                time.sleep(max(0.0, duration_s - (time.monotonic() - started)))
+                process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=duration_s + 60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    if process.returncode != 0:
+        output = (stderr.strip() or stdout.strip())[-2000:]
+        raise WrkError(f"wrk exited {process.returncode}: {output}")
+    return parse_output(stdout)
