@@ -224,3 +224,7 @@ def test_retrain_changes_the_displayed_version(page: Any, server: Server, shoot:
     expect(page.locator("#info-version")).to_have_text(before, timeout=30_000)
     assert "now serving" in page.text_content("#admin-message")
     assert _get(server, "/health")["model_version"] == before
+    # And promote the new one again with its button.
+    page.click(f"button[data-promote='{new}']")
+    expect(page.locator("#info-version")).to_have_text(new, timeout=30_000)
+    assert _get(server, "/health")["model_version"] == new

@@ -32,7 +32,7 @@ export function barChart(container, opts) {
   const plotH = height - pad.top - pad.bottom;
   svg.append(svgEl("line", { class: "axis", x1: pad.left, x2: width - pad.right,
     y1: height - pad.bottom, y2: height - pad.bottom }));
-  const every = Math.ceil(n / 12); // thin the x labels when there are many bars
+  const every = Math.ceil(n / 8); // thin the x labels when there are many bars
   values.forEach((raw, i) => {
     const v = Number(raw) || 0;
     const h = max > 0 ? (Math.min(v, max) / max) * plotH : 0;
@@ -42,7 +42,7 @@ export function barChart(container, opts) {
     const bar = svgEl("rect", { class: `bar ${cls}`.trim(), x, y, width: barW, height: Math.max(h, 0.5) });
     bar.append(svgEl("title", {}, `${labels[i]}: ${format(v)}`));
     svg.append(bar);
-    if (n <= 16) svg.append(svgEl("text", { x: x + barW / 2, y: y - 4, "text-anchor": "middle" }, format(v)));
+    if (n <= 12) svg.append(svgEl("text", { x: x + barW / 2, y: y - 4, "text-anchor": "middle" }, format(v)));
     if (i % every === 0) {
       svg.append(svgEl("text", { x: x + barW / 2, y: height - pad.bottom + 14, "text-anchor": "middle" },
         String(labels[i])));
@@ -79,7 +79,9 @@ export function lineChart(container, opts) {
   const every = Math.ceil(n / 6);
   labels.forEach((text, i) => {
     if (i % every === 0 || i === n - 1) {
-      svg.append(svgEl("text", { x: xAt(i), y: height - pad.bottom + 16, "text-anchor": "middle" }, String(text)));
+      // The end labels hang inwards so they are not cut at the edges.
+      const anchor = n > 1 && i === 0 ? "start" : n > 1 && i === n - 1 ? "end" : "middle";
+      svg.append(svgEl("text", { x: xAt(i), y: height - pad.bottom + 18, "text-anchor": anchor }, String(text)));
     }
   });
   for (const s of series) {

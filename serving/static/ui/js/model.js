@@ -56,7 +56,9 @@ function renderInfo(m) {
 
 function renderVersions(reply) {
   const versions = reply.versions;
-  const labels = versions.map((v) => v.version.slice(0, 15));
+  // "20261127-035821-32b1e3" -> "11-27 03:58:21": short enough for an axis.
+  const short = (v) => `${v.slice(4, 6)}-${v.slice(6, 8)} ${v.slice(9, 11)}:${v.slice(11, 13)}:${v.slice(13, 15)}`;
+  const labels = versions.map((v) => short(v.version));
   const series = [
     { name: "test accuracy", values: versions.map((v) => v.metrics.test_accuracy), cls: "" },
     { name: "CV accuracy", values: versions.map((v) => v.metrics.cv_accuracy_mean), cls: "alt" },
@@ -69,17 +71,19 @@ function renderVersions(reply) {
   }
   const rows = [...versions].reverse().map((v) =>
     el("tr", { class: v.current ? "current" : "", "data-version": v.version },
-      el("td", {}, el("code", {}, v.version), v.current ? el("span", { class: "tag ok" }, " serving") : null),
+      el("td", {}, el("code", {}, v.version)),
+      el("td", {}, v.current ? el("span", { class: "tag ok" }, "serving")
+        : el("button", { type: "button", class: "secondary", "data-promote": v.version,
+          "aria-label": `Promote ${v.version}`, onclick: () => promote(v.version) }, "Promote")),
       el("td", {}, when(v.created_at)),
       el("td", { class: "num" }, pct(v.metrics.test_accuracy)),
       el("td", { class: "num" }, `${pct(v.metrics.cv_accuracy_mean)} ± ${pct(v.metrics.cv_accuracy_std)}`),
-      el("td", {}, `${v.params.n_estimators} trees, ${v.params.max_leaf_nodes} leaves${v.params.smote ? ", SMOTE" : ""}`),
+      el("td", { class: "wrap" }, `${v.params.n_estimators} trees, ${v.params.max_leaf_nodes} leaves${v.params.smote ? ", SMOTE" : ""}`),
       el("td", {}, el("span", { class: v.parity_passed ? "tag ok" : "tag bad" }, v.parity_passed ? "passed" : "failed")),
-      el("td", {}, el("a", { href: `/models/${encodeURIComponent(v.version)}/confusion_matrix.png` }, "matrix")),
-      el("td", {}, v.current ? "" : el("button", { type: "button", class: "secondary", "data-promote": v.version,
-        "aria-label": `Promote ${v.version}`, onclick: () => promote(v.version) }, "Promote"))));
+      el("td", {}, el("a", { href: `/models/${encodeURIComponent(v.version)}/confusion_matrix.png`,
+        "aria-label": `Confusion matrix of ${v.version}` }, "matrix"))));
   clear($("#versions"),
-    el("thead", {}, el("tr", {}, ["Version", "Trained", "Test acc.", "CV acc.", "Params", "Parity", "Image", ""].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ["Version", "", "Trained", "Test acc.", "CV acc.", "Params", "Parity", "Image"].map((h) => el("th", {}, h)))),
     el("tbody", {}, rows));
 }
 

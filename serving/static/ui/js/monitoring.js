@@ -70,7 +70,8 @@ function renderSummary(s) {
   barChart($("#drift-chart"), {
     labels: features.map((f) => f.name), values: features.map((f) => f.psi ?? 0), label: "PSI per feature",
     format: (v) => num(v, 2), max: Math.max(drift.threshold * 1.5, ...features.map((f) => f.psi ?? 0)),
-    classOf: (v) => (v > drift.threshold ? "alert" : v > drift.threshold / 2 ? "warn" : ""),
+    // Colours only mean something once enough rows exist; before that every bar is grey.
+    classOf: (v) => (!enough ? "muted" : v > drift.threshold ? "alert" : v > drift.threshold / 2 ? "warn" : ""),
   });
   clear($("#drift-table"),
     el("thead", {}, el("tr", {}, ["Feature", "PSI", "Drift", "Live vs training by bin"].map((h) => el("th", {}, h)))),
@@ -108,7 +109,7 @@ async function loadRecent(more = false) {
   body.append(...page.data.items.map(recentRow));
   if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No predictions yet.")));
   cursor = page.data.next_cursor;
-  $("#more-button").hidden = cursor === null;
+  $("#more-button").hidden = cursor === null || page.data.items.length < PAGE;
   return true;
 }
 
