@@ -314,8 +314,14 @@ def _startup_section(report: Report) -> list[str]:
 
 def _figures(figures: ConditionFigures | None, note: str) -> list[str]:
     if figures is None:
-        return [note or NOT_BUILT] * 3
-    return [format_us(figures.p99_us), format_rate(figures.requests_per_s), str(figures.failures)]
+        return [note or NOT_BUILT] * 4
+    run = figures.run_s.format("{:.0f}", " s") if figures.run_s else "n/a"
+    return [
+        format_us(figures.p99_us),
+        format_rate(figures.requests_per_s),
+        str(figures.failures),
+        run,
+    ]
 
 
 def _scenario_section(results: list[ScenarioResult]) -> list[str]:
@@ -332,7 +338,9 @@ def _scenario_section(results: list[ScenarioResult]) -> list[str]:
         "export behind the parity gate, promote), so it includes the hot reload of the new "
         "version. Prediction log: a fresh server per run, the log switched by its setting.",
         "",
-        *_table(["Scenario", "Condition", "p99", "Requests/s", "Failed or wrong"], rows),
+        *_table(
+            ["Scenario", "Condition", "p99", "Requests/s", "Failed or wrong", "Run length"], rows
+        ),
     ]
 
 

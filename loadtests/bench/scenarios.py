@@ -41,6 +41,7 @@ class ConditionFigures(msgspec.Struct, frozen=True):
     p99_us: Spread
     requests_per_s: Spread
     failures: int
+    run_s: Spread | None = None
 
 
 class ScenarioResult(msgspec.Struct, frozen=True):
@@ -147,6 +148,7 @@ def _figures(results: list[WrkResult]) -> ConditionFigures:
         p99_us=Spread.of([r.p99_us for r in results]),
         requests_per_s=Spread.of([r.requests_per_s for r in results]),
         failures=sum(r.failures for r in results),
+        run_s=Spread.of([r.duration_us / 1e6 for r in results]),
     )
 
 
