@@ -103,11 +103,13 @@ COPY --from=trainer --chown=drugclf:drugclf /app/artifacts /app/artifacts
 
 # Configuration is by environment only (the variables `serving` documents); these are the
 # image's defaults. DRUGCLF_WORKERS is left unset: the server starts one worker per core.
-# /app/var is the writable data dir (e.g. a prediction log) for the unprivileged user.
+# /app/var is the server's one writable data dir (the SQLite prediction log), set explicitly so
+# it stays there when DRUGCLF_ARTIFACTS_DIR points at a mounted folder elsewhere.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DRUGCLF_ARTIFACTS_DIR=/app/artifacts \
+    DRUGCLF_DATA_DIR=/app/var \
     DRUGCLF_HOST=0.0.0.0 \
     DRUGCLF_PORT=8000
 

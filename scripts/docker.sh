@@ -174,6 +174,11 @@ cmd_test() {
       "$body" "$KNOWN_DRUG" || die "expected $KNOWN_DRUG for the known patient, got: $body"
   log "POST /predict $KNOWN_PATIENT -> $body"
 
+  # The unprivileged user can write its data dir: the prediction log lands in /app/var.
+  local var_files
+  var_files=$("$ENGINE" exec "$name" sh -c 'ls -A /app/var' | tr '\n' ' ')
+  log "/app/var holds: ${var_files:-nothing (prediction log off?)}"
+
   read -r status body < <(http POST "$url/predict" '{"Age": 23, "Sex": "X"}')
   [[ "$status" =~ ^4[0-9][0-9]$ ]] || die "an invalid request answered $status (want 4xx): $body"
   log "an invalid request answers $status"
