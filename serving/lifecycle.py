@@ -97,6 +97,7 @@ def _invalid_request(exc: msgspec.ValidationError) -> InvalidInputError:
     if " - at `$." in text:
         text, path = text.rsplit(" - at `$.", 1)
         field = path.rstrip("`")
+        text = f"{field}: {text}"
     elif "unknown field `" in text:
         field = text.split("`")[1]
     return InvalidInputError(text, field=field, expected=EXPECTED.get(field or ""))
