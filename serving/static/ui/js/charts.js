@@ -60,7 +60,7 @@ export function lineChart(container, opts) {
   const { labels, label = "chart", format = String, height = 200 } = opts;
   const series = opts.series || [{ name: label, values: opts.values, cls: "" }];
   const width = 560;
-  const pad = { top: 20, right: 16, bottom: 40, left: 48 };
+  const pad = { top: 20, right: 16, bottom: 40, left: 62 };
   const svg = frame(label, width, height);
   const all = series.flatMap((s) => s.values.map(Number)).filter((v) => Number.isFinite(v));
   let min = opts.min ?? Math.min(...all);
