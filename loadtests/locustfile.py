@@ -29,7 +29,8 @@ that is not a 4xx is a failure, and Locust exits non-zero when a run has a failu
 Environment: ``LOADTEST_MAX_BATCH`` (default 1000, the server's maximum batch size),
 ``LOADTEST_SEED`` (default: random) to replay the same traffic, and ``LOADTEST_THINK`` (seconds
 between a client's tasks as ``min-max``, default ``0.1-1.0``; ``0`` for none, to find where Locust
-itself saturates).
+itself saturates). Tasks carry tags (``single``, ``batch``, ``predict``, ``info``, ``health``,
+``bad``) for ``--tags`` / ``--exclude-tags``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import random
 from typing import Any, Final
 
 import msgspec
-from locust import between, task
+from locust import between, tag, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from loadtests.checks import (
@@ -96,11 +97,13 @@ class ClinicUser(FastHttpUser):
             else:
                 response.success()
 
+    @tag("predict", "single")
     @task(70)
     def predict_one(self) -> None:
         """One patient as a JSON object."""
         self._predict(self.patients.one(), None, "/predict [1]")
 
+    @tag("predict", "batch")
     @task(20)
     def predict_batch(self) -> None:
         """A batch as a JSON array; statistics grouped by size decade."""
@@ -108,6 +111,7 @@ class ClinicUser(FastHttpUser):
         label = "1-9" if size < 10 else "10-99" if size < 100 else "100+"
         self._predict(self.patients.many(size), size, f"/predict [batch {label}]")
 
+    @tag("info")
     @task(5)
     def model_info(self) -> None:
         """Which model is serving."""
@@ -122,6 +126,7 @@ class ClinicUser(FastHttpUser):
             else:
                 response.success()
 
+    @tag("health")
     @task(5)
     def health(self) -> None:
         """Liveness."""
@@ -154,11 +159,13 @@ class BadTrafficUser(FastHttpUser):
             else:
                 response.success()
 
+    @tag("bad")
     @task(20)
     def invalid_payload(self) -> None:
         """Wrong types, out-of-range values, unknown or missing fields, broken JSON."""
         self._send(*bad_request(self.rng, self.patients))
 
+    @tag("bad")
     @task(1)
     def oversized(self) -> None:
         """One patient over the maximum batch size."""
