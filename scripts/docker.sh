@@ -57,7 +57,7 @@ build_flags() {
 cmd_build() {
   local start=$SECONDS
   log "building $IMAGE with $ENGINE"
-  # shellcheck disable=SC2046 # word splitting intended
+  # shellcheck disable=SC2046,SC2086 # word splitting of the flag lists intended
   "$ENGINE" build $(build_flags) ${BUILD_ARGS:-} --target runtime -t "$IMAGE" .
   log "built $IMAGE in $((SECONDS - start)) s"
 }
@@ -197,7 +197,7 @@ for p in pathlib.Path("/proc").glob("[0-9]*"):
         print(p.name, uid, cmd)
 ')
   log "processes (pid uid cmd):"
-  echo "$uids" | sed 's/^/    /' >&2
+  printf '    %s\n' "${uids//$'\n'/$'\n    '}" >&2
   echo "$uids" | awk '$1 == 1 && $2 != 0 {ok = 1} END {exit !ok}' || die "PID 1 is not running as non-root"
   if echo "$uids" | awk '$2 == 0 {bad = 1} END {exit !bad}'; then die "a process runs as root"; fi
   log "runs as non-root (uid $(echo "$uids" | awk '$1 == 1 {print $2}'))"
