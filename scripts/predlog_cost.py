@@ -1,11 +1,13 @@
-"""Measure what the prediction log costs ``POST /predict``: two servers side by side, log on and
-off, alternating short wrk runs; prints the medians.
+"""Measure what the prediction log costs ``POST /predict`` (a CLI: it prints its result).
+
+Two servers side by side, log on and off, alternating short wrk runs; prints the medians.
 
     .venv/bin/python scripts/predlog_cost.py ARTIFACTS_DIR [--workers 1] [--seconds 3] [--repeats 5]
 
 Each server gets its own temporary data folder (nothing is written into the repository).
 """
 
+# ruff: noqa: T201, S603, S607 - a CLI that runs wrk and the server
 from __future__ import annotations
 
 import argparse
@@ -25,6 +27,7 @@ BODY = '{"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K"
 
 
 def free_port() -> int:
+    """A free loopback port."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -33,6 +36,7 @@ def free_port() -> int:
 def start(
     artifacts: str, workers: int, log_on: bool, data: str
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``python -m serving`` with the log on or off; wait until it is ready."""
     port = free_port()
     env = {
         **os.environ,
@@ -60,6 +64,7 @@ def start(
 
 
 def wrk(port: int, seconds: int, lua: str) -> float:
+    """Requests per second of one wrk run (16 connections)."""
     out = subprocess.run(
         ["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", lua, f"http://127.0.0.1:{port}/predict"],
         check=True,
@@ -72,6 +77,7 @@ def wrk(port: int, seconds: int, lua: str) -> float:
 
 
 def main() -> None:
+    """Run the comparison and print it."""
     parser = argparse.ArgumentParser()
     parser.add_argument("artifacts")
     parser.add_argument("--workers", type=int, default=1)
