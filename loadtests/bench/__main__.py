@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="training runs (where the fitted pipeline is)",
     )
     parser.add_argument("--output", type=Path, help="write the Markdown report here")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of every figure")
     parser.add_argument(
         "--workers", type=int, default=None, help="server workers (default: the server's own)"
