@@ -55,10 +55,11 @@ test: ## Run the test suite (lint-free code is checked by `make lint`)
 	$(PY) -m pytest
 
 .PHONY: lint
-lint: ## ruff, ruff format --check and mypy (strict) on the packages
+lint: ## ruff, ruff format --check, mypy (strict) and hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory hadolint
 
 .PHONY: format
 format: ## Apply ruff fixes and formatting
