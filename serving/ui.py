@@ -80,7 +80,8 @@ def render_pages(settings: Settings) -> dict[str, bytes]:
     layout = (UI_DIR / "layout.html").read_text(encoding="utf-8")
     config = {
         "max-batch-size": str(settings.max_batch_size),
-        "admin-enabled": "true" if settings.admin_token else "false",
+        # How admin routes are guarded, so the pages can say what the token field needs.
+        "admin": "token" if settings.admin_token else "dev" if settings.dev_mode else "closed",
     }
     data_attrs = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in config.items())
     rendered = {}

@@ -228,3 +228,27 @@ def test_retrain_changes_the_displayed_version(page: Any, server: Server, shoot:
     page.click(f"button[data-promote='{new}']")
     expect(page.locator("#info-version")).to_have_text(new, timeout=30_000)
     assert _get(server, "/health")["model_version"] == new
+
+
+def test_pages_say_when_a_feature_is_missing(page: Any, shoot: Any) -> None:
+    """A server without the lifecycle or monitoring routes (404): the pages say so."""
+    missing = {
+        "status": 404,
+        "content_type": "application/json",
+        "body": json.dumps({"status": "error", "code": "not_found", "message": "no such route"}),
+    }
+    page.route("**/models", lambda route: route.fulfill(**missing))
+    page.route("**/monitoring/summary*", lambda route: route.fulfill(**missing))
+    page.route("**/predictions*", lambda route: route.fulfill(**missing))
+    page.goto("/ui/model")
+    page.wait_for_selector("body[data-ready]")
+    assert "not available on this server" in page.text_content("#versions-unavailable")
+    assert page.locator("#versions-body").is_hidden()
+    page.goto("/ui/retrain")
+    page.wait_for_selector("body[data-ready]")
+    assert "not available on this server" in page.text_content("#retrain-unavailable")
+    assert page.locator("#retrain-button").is_disabled()
+    page.goto("/ui/monitoring")
+    page.wait_for_selector("body[data-ready]")
+    assert "not available on this server" in page.text_content("#monitoring-unavailable")
+    shoot("monitoring-missing")

@@ -1,4 +1,6 @@
 // The admin token, shared by the retrain and model pages of one tab (sessionStorage only).
+import { config, el } from "./app.js";
+
 const KEY = "drugclf-admin-token";
 
 export function bindToken(input) {
@@ -16,5 +18,18 @@ export function token(input) {
 export function adminProblem(result) {
   if (result.status === 401) return "The admin token is missing or wrong.";
   if (result.status === 403) return `Not allowed: ${(result.data && result.data.message) || "the admin token is not valid"}.`;
+  return null;
+}
+
+/** A note on how this server guards admin routes (null when a token is simply needed). */
+export function adminNote() {
+  if (config.admin === "closed") {
+    return el("p", { class: "notice bad", id: "admin-closed" },
+      "Admin actions are closed on this server: it has no admin token (set DRUGCLF_ADMIN_TOKEN).");
+  }
+  if (config.admin === "dev") {
+    return el("p", { class: "notice", id: "admin-dev" },
+      "Development mode: admin actions need no token from this machine.");
+  }
   return null;
 }

@@ -3,7 +3,9 @@
 
 export const config = {
   maxBatchSize: Number(document.body.dataset.maxBatchSize || 1000),
-  adminEnabled: document.body.dataset.adminEnabled === "true",
+  // "token": admin routes need the Bearer token; "dev": open to this machine without one;
+  // "closed": the server has no admin token, so retrain, promote and rollback are refused.
+  admin: document.body.dataset.admin || "token",
 };
 
 /** Call the API; never throws for HTTP errors: returns {ok, status, data, headers}. */

@@ -1,5 +1,5 @@
 import { $, api, clear, el, errorText, num, pct, ready, refreshStatus, unavailable, when } from "./app.js";
-import { adminProblem, bindToken, token } from "./admin.js";
+import { adminNote, adminProblem, bindToken, token } from "./admin.js";
 import { legend, lineChart } from "./charts.js";
 
 const facts = (node, pairs) =>
@@ -124,6 +124,8 @@ async function load() {
 
 async function main() {
   bindToken($("#token"));
+  const note = adminNote();
+  if (note) $("#versions-unavailable").append(note);
   $("#rollback-button").addEventListener("click", () => switchTo("/models/rollback", "Rolled back"));
   await load();
   ready();

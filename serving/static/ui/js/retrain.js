@@ -1,5 +1,5 @@
 import { $, api, clear, el, errorText, num, pct, ready, refreshStatus, unavailable } from "./app.js";
-import { adminProblem, bindToken, token } from "./admin.js";
+import { adminNote, adminProblem, bindToken, token } from "./admin.js";
 
 const POLL_MS = 1000;
 
@@ -137,6 +137,8 @@ async function submit(event) {
 
 async function main() {
   bindToken($("#token"));
+  const note = adminNote();
+  if (note) $("#retrain-unavailable").append(note);
   await showServing();
   const info = await api("/model/info");
   if (info.ok) {
