@@ -1,0 +1,88 @@
+"""Versions over HTTP: list, promote, roll back, with the same registry code as the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from drugclf.registry import Registry
+from tests.retrain.conftest import AUTH, ROOT, clone_version, served_version
+from training.cli import main as cli
+
+OTHER = "20991231-235959-abcdef"
+
+
+def test_models_lists_every_version_with_metrics_and_the_current_one(
+    client: TestClient[Litestar], registry: Registry
+) -> None:
+    current = registry.current_version()
+    clone_version(registry, current or "", OTHER, cv=0.5)
+    models = client.get("/models").json()
+    assert models["current_version"] == current
+    listed = {v["version"]: v for v in models["versions"]}
+    assert set(listed) == {current, OTHER}
+    assert listed[current]["current"] and not listed[OTHER]["current"]
+    assert listed[OTHER]["metrics"]["cv_accuracy_mean"] == 0.5
+    assert "test_accuracy" in listed[current]["metrics"]
+    assert listed[current]["parity_passed"] is True
+    assert listed[current]["params"]["n_estimators"] > 0
+
+
+def test_promote_then_rollback_switch_what_is_served(
+    client: TestClient[Litestar], registry: Registry
+) -> None:
+    first = registry.current_version()
+    assert first is not None
+    clone_version(registry, first, OTHER)
+    answer = client.post(f"/models/{OTHER}/promote", headers=AUTH)
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "current_version": OTHER,
+        "previous_version": first,
+        "status": "success",
+    }
+    assert served_version(client, OTHER) == OTHER
+    back = client.post("/models/rollback", headers=AUTH)
+    assert back.status_code == 200
+    assert back.json()["current_version"] == first
+    assert served_version(client, first) == first
+
+
+@pytest.mark.parametrize("version", ["20000101-000000-000000", "not-a-version", "..%2F..%2Fetc"])
+def test_promote_unknown_version_is_404(client: TestClient[Litestar], version: str) -> None:
+    answer = client.post(f"/models/{version}/promote", headers=AUTH)
+    assert answer.status_code == 404
+    assert answer.json()["status"] == "error"
+
+
+def test_rollback_with_nothing_earlier_is_409(client: TestClient[Litestar]) -> None:
+    answer = client.post("/models/rollback", headers=AUTH)
+    assert answer.status_code == 409
+    assert answer.json()["code"] == "nothing_to_roll_back"
+
+
+def test_cli_and_endpoints_share_the_registry(
+    client: TestClient[Litestar], registry: Registry
+) -> None:
+    first = registry.current_version()
+    clone_version(registry, first or "", OTHER)
+    assert cli(["promote", OTHER, "--artifacts-dir", str(registry.root)]) == 0
+    assert client.get("/models").json()["current_version"] == OTHER
+    assert client.post("/models/rollback", headers=AUTH).json()["current_version"] == first
+    assert client.post(f"/models/{OTHER}/promote", headers=AUTH).status_code == 200
+    assert cli(["rollback", "--artifacts-dir", str(registry.root)]) == 0
+    assert client.get("/models").json()["current_version"] == first
+
+
+def test_serving_imports_no_training_stack() -> None:
+    code = (
+        "import sys, serving.app, serving.lifecycle, serving.retrain\n"
+        "heavy = {'sklearn', 'pandas', 'imblearn', 'skl2onnx', 'training'}\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
