@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import ADMIN_TOKEN, Server
+from tests.ui.conftest import ADMIN_TOKEN, DATA, Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -198,12 +198,16 @@ def test_retrain_changes_the_displayed_version(page: Any, server: Server, shoot:
     page.locator("#err-test_size").wait_for(state="visible")
     page.fill("#test_size", "0.3")
     page.check("#force")
+    # Upload the dataset (multipart), so the upload path is the one exercised.
+    page.set_input_files("#dataset", str(DATA))
     page.click("#retrain-button")
     page.wait_for_selector("#progress:not([hidden])")
     page.wait_for_selector("body[data-retrain-done]", timeout=240_000)
     new = page.text_content("#new-version")
     assert new != before
     assert page.text_content("#promoted") == "yes"
+    assert "200 rows" in page.text_content("#result-data")
+    assert "drug200.csv" in page.text_content("#result-data")
     assert page.text_content("#serving-version") == new
     assert new in page.text_content("#server-status")
     assert _get(server, "/health")["model_version"] == new

@@ -42,7 +42,7 @@ function progress(text) {
   if (text !== null) $("#progress-text").textContent = text;
 }
 
-function showResult(r) {
+function showResult(r, file = null) {
   const facts = [
     ["New version", el("code", { id: "new-version" }, r.version)],
     ["Promoted", el("span", { id: "promoted", class: r.promoted ? "tag ok" : "tag bad" }, r.promoted ? "yes" : "no")],
@@ -54,7 +54,8 @@ function showResult(r) {
       : "–"],
     ["Previous version", r.previous_version || "–"],
     ["Serving after", el("code", {}, r.current_version || "–")],
-    ["Data", `${r.data_rows ?? "?"} rows`],
+    ["Data", el("span", { id: "result-data" }, `${r.data_rows ?? "?"} rows`,
+      r.data_sha256 ? `, sha256 ${r.data_sha256.slice(0, 12)}…` : "", file ? ` (${file})` : "")],
     ["Took", r.duration_seconds !== undefined ? `${num(r.duration_seconds, 1)} s` : "–"],
   ];
   clear($("#result"), el("dl", { class: "facts", id: "retrain-result" },
@@ -127,7 +128,7 @@ async function submit(event) {
       result = job.data.result;
     }
     progress(null);
-    showResult(result);
+    showResult(result, file ? file.name : null);
     if (result.promoted) await awaitServing(result.current_version || result.version);
     document.body.dataset.retrainDone = "true";
   } finally {
