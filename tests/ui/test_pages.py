@@ -185,6 +185,9 @@ def test_retrain_changes_the_displayed_version(page: Any, server: Server, shoot:
     page.goto("/ui/retrain")
     page.wait_for_selector("body[data-ready]")
     assert page.text_content("#serving-version") == before
+    # The parameter ranges come from the API's schema.
+    assert page.text_content("#hint-test_size") == "number > 0.05 and < 0.5"
+    assert page.get_attribute("#n_estimators", "max") == "1000"
     # A wrong token is reported next to the token field.
     page.fill("#n_estimators", "10")
     page.fill("#token", "wrong")

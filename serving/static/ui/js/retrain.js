@@ -136,11 +136,32 @@ async function submit(event) {
   }
 }
 
+/** Ranges of the parameters from the API's own schema (RetrainRequest), not a copy here. */
+async function applySchema() {
+  const doc = await api("/docs/openapi.json");
+  const props = doc.ok ? doc.data?.components?.schemas?.RetrainRequest?.properties : null;
+  if (!props) return;
+  for (const name of ["n_estimators", "max_leaf_nodes", "test_size"]) {
+    const spec = props[name];
+    const input = document.getElementById(name);
+    if (!spec || !input) continue;
+    const low = spec.minimum ?? spec.exclusiveMinimum;
+    const high = spec.maximum ?? spec.exclusiveMaximum;
+    if (low === undefined || high === undefined) continue;
+    input.min = String(low);
+    input.max = String(high);
+    const kind = spec.type === "integer" ? "whole number" : "number";
+    const from = spec.exclusiveMinimum !== undefined ? `> ${low}` : `≥ ${low}`;
+    const to = spec.exclusiveMaximum !== undefined ? `< ${high}` : `≤ ${high}`;
+    document.getElementById(`hint-${name}`).textContent = `${kind} ${from} and ${to}`;
+  }
+}
+
 async function main() {
   bindToken($("#token"));
   const note = adminNote();
   if (note) $("#retrain-unavailable").append(note);
-  await showServing();
+  await Promise.all([showServing(), applySchema()]);
   const info = await api("/model/info");
   if (info.ok) {
     // Start from the served model's parameters.
