@@ -97,6 +97,25 @@ def test_predict_invalid_age_shows_the_server_message(page: Any, shoot: Any) -> 
     shoot("predict-invalid")
 
 
+def test_predict_with_the_keyboard_only(page: Any) -> None:
+    page.goto("/ui/predict")
+    page.wait_for_selector("body[data-ready]")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.className") == "skip"
+    page.focus("#f-Age")
+    page.keyboard.type("32")
+    page.keyboard.press("Tab")  # Sex: F is checked; the arrow moves to M
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Tab")  # BP stays HIGH
+    page.keyboard.press("Tab")  # Cholesterol: HIGH -> NORMAL
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Tab")
+    page.keyboard.type("9.445")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#predicted-drug")
+    assert page.text_content("#predicted-drug") == "DrugA"
+
+
 def test_batch_upload_round_trips(page: Any, shoot: Any, tmp_path: Path) -> None:
     source = tmp_path / "patients.csv"
     lines = [
