@@ -11,10 +11,11 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from litestar import Response, Router, get
 from litestar.enums import MediaType
+from litestar.params import PathParameter
 
 from drugclf.artifact import CONFUSION_MATRIX_FILE
 from drugclf.registry import Registry, RegistryError
@@ -130,7 +131,7 @@ def ui_router(holder: ModelHolder, settings: Settings) -> Router:
         return _png(model.path / CONFUSION_MATRIX_FILE)
 
     @get("/models/{version:str}/confusion_matrix.png", tags=["model"], sync_to_thread=True)
-    def version_confusion_matrix(version: str) -> RawResponse:
+    def version_confusion_matrix(version: Annotated[str, PathParameter()]) -> RawResponse:
         """The confusion matrix (test split) of one published version, as a PNG image."""
         try:
             folder = registry.version_dir(version)
