@@ -1,0 +1,155 @@
+"""End to end: the real server process (``python -m serving``, granian) on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drugclf.registry import Registry
+
+from .conftest import PATIENT, ROOT, Trained
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def call(
+    port: int, path: str, body: object | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}{path}",
+        data=data,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+@contextmanager
+def server(artifacts: Path, workers: int = 1, **env: str) -> Iterator[int]:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DRUGCLF_ARTIFACTS_DIR": str(artifacts),
+        "DRUGCLF_HOST": HOST,
+        "DRUGCLF_PORT": str(port),
+        "DRUGCLF_WORKERS": str(workers),
+        "DRUGCLF_RELOAD_INTERVAL": "0.2",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                if call(port, "/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        yield port
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+
+
+def test_real_server_answers(trained: Trained) -> None:
+    with server(trained.artifacts_dir, workers=1) as port:
+        status, headers, body = call(port, "/predict", PATIENT, {"X-Request-ID": "e2e-1"})
+        assert status == 200
+        assert headers["x-request-id"] == "e2e-1"
+        assert body["model_version"] == trained.version
+        status, _, batch = call(port, "/predict", [PATIENT] * 3)
+        assert status == 200 and len(batch) == 3
+        status, _, error = call(port, "/predict", {**PATIENT, "Age": "45"})
+        assert status == 422 and error["field"] == "Age"
+        assert call(port, "/health")[2]["model_loaded"] is True
+
+
+def test_every_worker_reloads(
+    registry_copy: Registry, trained: Trained, clone_version: Callable[..., str]
+) -> None:
+    new = clone_version(registry_copy, trained.version, "29990101-000000-dddddd")
+    with server(registry_copy.root, workers=2) as port:
+        registry_copy.promote(new)
+        time.sleep(1.0)
+        deadline = time.monotonic() + 5
+        while True:
+            versions = {call(port, "/predict", PATIENT)[2]["model_version"] for _ in range(30)}
+            if versions == {new}:
+                break
+            assert time.monotonic() < deadline, f"still answering with {versions}"
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt", "mismatch"])
+def test_bad_artifact_refuses_to_start(
+    registry_copy: Registry,
+    trained: Trained,
+    rewrite_metadata: Callable[..., None],
+    damage: str,
+    tmp_path: Path,
+) -> None:
+    root = registry_copy.root
+    if damage == "missing":
+        root = tmp_path / "empty"
+        root.mkdir()
+    elif damage == "corrupt":
+        (root / trained.version / "model.onnx").write_bytes(b"garbage")
+    else:
+        rewrite_metadata(root / trained.version, lambda m: m["inputs"].reverse())
+    result = subprocess.run(
+        [sys.executable, "-m", "serving"],
+        cwd=ROOT,
+        env={**os.environ, "DRUGCLF_ARTIFACTS_DIR": str(root), "DRUGCLF_PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    record = json.loads(lines[0])
+    assert record["level"] == "ERROR"
+    assert record["message"].startswith("cannot start:")
+    assert "Traceback" not in result.stderr
