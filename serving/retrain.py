@@ -46,6 +46,8 @@ JOB_ID: Final = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$")
 LOCK_FILE: Final = "retrain.lock"
 _POLL_SECONDS: Final = 0.5
 _JOIN_SECONDS: Final = 10.0
+# After its last event the process has nothing left to do but tear the interpreter down.
+_EXIT_GRACE_SECONDS: Final = 2.0
 _decoder: Final[msgspec.json.Decoder[JobEvent]] = msgspec.json.Decoder(JobEvent)
 
 
@@ -416,7 +418,7 @@ def _receive(receiver: Connection, deadline: float) -> JobEvent | str | None:
 
 
 async def _reap(process: BaseProcess) -> None:
-    await anyio.to_thread.run_sync(process.join, _JOIN_SECONDS)
+    await anyio.to_thread.run_sync(process.join, _EXIT_GRACE_SECONDS)
     if process.is_alive():
         process.kill()
         await anyio.to_thread.run_sync(process.join, _JOIN_SECONDS)
