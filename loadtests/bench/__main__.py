@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 threads=args.wrk_threads,
                 connections=args.connections,
                 progress=progress,
+                cpu_seconds=server.cpu_seconds,
             )
             report.worker_rss = server.worker_rss_bytes()
         report.startup_s = Spread.of(startups)

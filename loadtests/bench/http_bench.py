@@ -51,6 +51,8 @@ class Point(msgspec.Struct, frozen=True):
     p99_us: Spread
     requests: int
     failures: int
+    cpu_us: Spread | None = None
+    """Server CPU time (all workers) per request."""
 
 
 class HttpResult(msgspec.Struct, frozen=True):
@@ -109,7 +111,9 @@ def targets(single: list[bytes]) -> list[Target]:
     ]
 
 
-def _point(target: Target, connections: int, results: list[WrkResult]) -> Point:
+def _point(
+    target: Target, connections: int, results: list[WrkResult], cpu: list[float] | None = None
+) -> Point:
     return Point(
         target=target.key,
         connections=connections,
@@ -118,6 +122,7 @@ def _point(target: Target, connections: int, results: list[WrkResult]) -> Point:
         p99_us=Spread.of([r.p99_us for r in results]),
         requests=sum(r.requests for r in results),
         failures=sum(r.failures for r in results),
+        cpu_us=Spread.of(cpu) if cpu else None,
     )
 
 
@@ -149,6 +154,7 @@ def run_http(
     threads: int = 1,
     connections: Sequence[int] = CONNECTIONS,
     progress: Callable[[str], None] = print,
+    cpu_seconds: Callable[[], float] | None = None,
 ) -> HttpResult:
     """Measure every target at every concurrency, interleaved so noise hits all alike."""
     single = bodies(seed=1, count=200)
@@ -168,6 +174,16 @@ def run_http(
         _run(port, target, 16, warm, threads)
 
     runs: dict[tuple[str, int], list[WrkResult]] = {}
+    cpu: dict[tuple[str, int], list[float]] = {}
+
+    def measured(target: Target, count: int) -> WrkResult:
+        before = cpu_seconds() if cpu_seconds else 0.0
+        result = _run(port, target, count, duration_s, threads if count > 1 else 1)
+        if cpu_seconds and result.requests:
+            used = cpu_seconds() - before
+            cpu.setdefault((target.key, count), []).append(used / result.requests * 1e6)
+        return result
+
     batch_target = Target("batch", "POST /predict (1,000 patients)", "POST", "/predict")
     batch_target = msgspec.structs.replace(batch_target, bodies=batch_bodies, expect=PREDICT_EXPECT)
     batch_runs: list[WrkResult] = []
@@ -175,16 +191,17 @@ def run_http(
         for count in connections:
             for target in chosen:
                 progress(f"  repeat {repeat}/{repeats}: {target.label} at {count} connections")
-                runs.setdefault((target.key, count), []).append(
-                    _run(port, target, count, duration_s, threads)
-                )
+                runs.setdefault((target.key, count), []).append(measured(target, count))
         progress(f"  repeat {repeat}/{repeats}: {batch_target.label}, 1 connection")
-        batch_runs.append(_run(port, batch_target, 1, duration_s, 1))
+        batch_runs.append(measured(batch_target, 1))
 
     by_key = {t.key: t for t in chosen}
-    points = [_point(by_key[key], count, results) for (key, count), results in runs.items()]
+    points = [
+        _point(by_key[key], count, results, cpu.get((key, count)))
+        for (key, count), results in runs.items()
+    ]
     return HttpResult(
         points=points,
-        batch=_point(batch_target, 1, batch_runs),
+        batch=_point(batch_target, 1, batch_runs, cpu.get(("batch", 1))),
         reference_missing=reference_missing,
     )

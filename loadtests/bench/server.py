@@ -146,6 +146,24 @@ class ServerProcess:
                 continue
         return workers or [parent.memory_info().rss]
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server and its workers.
+
+        On a shared machine, CPU per request is steadier than requests per second: it does not
+        count the time the server waited for a core another process held.
+        """
+        if self.process is None:
+            raise ServerError("server not started")
+        parent = psutil.Process(self.process.pid)
+        total = 0.0
+        for process in [parent, *parent.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
     def settings(self) -> dict[str, object]:
         """The settings the server runs with, as serving reads them from this environment."""
         from serving.settings import Settings  # noqa: PLC0415 (serving is optional here)
