@@ -15,12 +15,13 @@ from typing import Annotated, Any, Final
 
 from litestar import Response, Router, get
 from litestar.enums import MediaType
+from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter
 
 from drugclf.artifact import CONFUSION_MATRIX_FILE
 from drugclf.registry import Registry, RegistryError
 from serving.docs import STATIC_DIR, STATIC_PATH
-from serving.errors import ServingError
+from serving.errors import ErrorBody, ServingError
 from serving.reload import ModelHolder
 from serving.responses import RawResponse
 from serving.settings import Settings
@@ -107,6 +108,10 @@ def _png(path: Path) -> RawResponse:
         raise NotFoundError("this model version has no confusion-matrix image") from exc
 
 
+def _not_found_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(ErrorBody, description=description, generate_examples=False)
+
+
 def ui_router(holder: ModelHolder, settings: Settings) -> Router:
     """The pages (``/`` and ``/ui/...``) and the confusion-matrix image routes."""
     pages = render_pages(settings)
@@ -122,7 +127,14 @@ def ui_router(holder: ModelHolder, settings: Settings) -> Router:
 
         return handler
 
-    @get("/model/confusion_matrix.png", tags=["model"], sync_to_thread=True)
+    @get(
+        "/model/confusion_matrix.png",
+        tags=["model"],
+        summary="Confusion matrix of the loaded model",
+        media_type="image/png",
+        sync_to_thread=True,
+        responses={404: _not_found_spec("No model loaded, or it has no image")},
+    )
     def current_confusion_matrix() -> RawResponse:
         """The confusion matrix (test split) of the loaded model, as a PNG image."""
         model = holder.model
@@ -130,8 +142,19 @@ def ui_router(holder: ModelHolder, settings: Settings) -> Router:
             raise NotFoundError("no model is loaded yet")
         return _png(model.path / CONFUSION_MATRIX_FILE)
 
-    @get("/models/{version:str}/confusion_matrix.png", tags=["model"], sync_to_thread=True)
-    def version_confusion_matrix(version: Annotated[str, PathParameter()]) -> RawResponse:
+    @get(
+        "/models/{version:str}/confusion_matrix.png",
+        tags=["model"],
+        summary="Confusion matrix of a published version",
+        media_type="image/png",
+        sync_to_thread=True,
+        responses={404: _not_found_spec("Not a version name, an unknown version, or no image")},
+    )
+    def version_confusion_matrix(
+        version: Annotated[
+            str, PathParameter(description="A version name, e.g. 20261127-101500-3f9a2c.")
+        ],
+    ) -> RawResponse:
         """The confusion matrix (test split) of one published version, as a PNG image."""
         try:
             folder = registry.version_dir(version)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
 from drugclf.registry import Registry
+from serving.app import create_app
+from serving.settings import Settings
 from tests.ui.conftest import Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -84,3 +88,24 @@ def test_confusion_matrix_of_an_unknown_version_is_404(
     assert b'"code":"not_found"' in body
     if field:
         assert f'"field":"{field}"'.encode() in body
+
+
+def test_ui_routes_in_process(server: Server, tmp_path: Path) -> None:
+    """The same routes through Litestar's TestClient, so deprecation warnings fail here too."""
+    settings = Settings(
+        artifacts_dir=server.artifacts_dir,
+        data_dir=tmp_path,
+        prediction_log=False,
+        access_log=False,
+        reload_interval=0,
+    )
+    with TestClient(create_app(settings)) as client:
+        for path in PAGES:
+            assert client.get(path).status_code == 200, path
+        assert client.get("/model/confusion_matrix.png").headers["content-type"] == "image/png"
+        assert client.get("/models/nope/confusion_matrix.png").status_code == 404
+        schema = client.get("/docs/openapi.json").json()
+        image = schema["paths"]["/models/{version}/confusion_matrix.png"]["get"]
+        assert "image/png" in image["responses"]["200"]["content"]
+        assert "404" in image["responses"]
+        assert not any(path.startswith("/ui") for path in schema["paths"])
