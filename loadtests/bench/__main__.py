@@ -17,9 +17,10 @@ from drugclf.registry import Registry
 from loadtests.bench.http_bench import CONNECTIONS, run_http
 from loadtests.bench.inprocess import run_inprocess
 from loadtests.bench.report import Report, Settings, now, render, total_failures
-from loadtests.bench.scenarios import run_scenario, scenarios
-from loadtests.bench.server import ServerProcess
+from loadtests.bench.scenarios import ScenarioError, ScenarioResult, run_scenario, scenarios
+from loadtests.bench.server import ServerError, ServerProcess
 from loadtests.bench.stats import Spread
+from loadtests.bench.wrk import WrkError, wrk_path
 
 PARTS = ("inprocess", "http", "scenarios")
 
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         load_before=os.getloadavg(),
     )
     started = time.perf_counter()
+    failed_scenarios: list[str] = []
+    if "http" not in args.skip or "scenarios" not in args.skip:
+        wrk_path()  # fail now, not after minutes of in-process timings
 
     if "inprocess" not in args.skip:
         progress("In-process: onnxruntime against scikit-learn")
@@ -140,18 +144,27 @@ def main(argv: list[str] | None = None) -> int:
 
     if "scenarios" not in args.skip:
         progress("Scenarios")
-        report.scenarios = [
-            run_scenario(
-                scenario,
-                args.artifacts_dir,
-                data_path=args.data,
-                duration_s=args.duration,
-                repeats=args.repeats,
-                workers=args.workers,
-                progress=progress,
-            )
-            for scenario in scenarios()
-        ]
+        for scenario in scenarios():
+            try:
+                result = run_scenario(
+                    scenario,
+                    args.artifacts_dir,
+                    data_path=args.data,
+                    duration_s=args.duration,
+                    repeats=args.repeats,
+                    workers=args.workers,
+                    progress=progress,
+                )
+            except (ScenarioError, ServerError, WrkError) as exc:
+                # One broken condition must not cost the rest of the report; it still fails
+                # the run (exit status 1).
+                progress(f"  {scenario.name} failed: {exc}")
+                failed_scenarios.append(scenario.name)
+                note = f"failed: {exc}"[:120]
+                result = ScenarioResult(
+                    scenario.name, scenario.off_label, scenario.on_label, note=note
+                )
+            report.scenarios.append(result)
 
     report.load_after = os.getloadavg()
     text = render(report)
@@ -162,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"Wrote {args.output}")
     progress(f"Benchmark took {time.perf_counter() - started:.0f} s")
 
-    return 1 if total_failures(report) else 0
+    return 1 if total_failures(report) or failed_scenarios else 0
 
 
 if __name__ == "__main__":
