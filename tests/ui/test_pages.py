@@ -180,6 +180,7 @@ def test_monitoring_shows_the_predictions_just_made(page: Any, server: Server, s
     for chart in ("#hourly-chart", "#mix-chart", "#latency-chart", "#drift-chart"):
         assert page.locator(f"{chart} svg").count() == 1, chart
     assert page.locator("#drift-table tbody tr").count() == 5
+    assert page.locator("#more-button").is_hidden()  # fewer rows than a page
     shoot("monitoring")
 
 
