@@ -80,7 +80,7 @@ function renderResults(records, results) {
   const errors = records.map((rec, i) => [rec, results[i]]).filter(([, r]) => !r.ok);
   clear($("#errors-table tbody"), errors.map(([rec, r]) =>
     el("tr", { "data-error-row": rec.row }, el("td", { class: "num" }, rec.row), el("td", {}, r.field || "–"),
-      el("td", {}, r.message))));
+      el("td", { class: "wrap" }, r.message))));
   $("#errors-card").hidden = errors.length === 0;
   return errors.length;
 }
