@@ -24,6 +24,7 @@ from drugclf.artifact import ArtifactError
 from drugclf.contract import Patient
 from drugclf.registry import Registry
 from serving import logs
+from serving.batching import MicroBatcher
 from serving.codec import PatientCodec
 from serving.docs import openapi_config, static_router
 from serving.errors import ErrorBody, ModelUnavailableError, UnsupportedMediaTypeError
@@ -175,6 +176,8 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             raise ModelUnavailableError("no model is loaded yet")
         return model
 
+    batcher = MicroBatcher(_model) if settings.micro_batching else None
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # Refuse to start on a bad artifact: raising here aborts the server's startup.
@@ -254,7 +257,11 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         model = _model()
         # The one place results are produced (a prediction log hooks in here).
         if isinstance(patients, Patient):
-            result = model.predict_one(patients)
+            if batcher is not None:
+                # Shares one model call with the requests that are waiting now (if any).
+                model, result = await batcher.predict(patients)
+            else:
+                result = model.predict_one(patients)
             label = result.labels[0]
             body = codec.encode_one(label, result.probabilities[0], model.version)
             metrics.observe_prediction(label)

@@ -51,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds between checks of ``artifacts/current`` for a new model (0 disables hot reload)."""
     ort_intra_op_threads: int = 1
     """onnxruntime intra-op threads per session; 1 because each core already runs a worker."""
+    micro_batching: bool = True
+    """Answer single-patient requests waiting at the same moment with one model call."""
     admin_token: str | None = None
     """Bearer token for the admin endpoints (model management); None disables them."""
     bench_routes: bool = False
