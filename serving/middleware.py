@@ -77,21 +77,26 @@ class RequestObserver:
             route = scope.get("path_template") or UNMATCHED_ROUTE
             method = scope["method"]
             self.metrics.observe_request(route, method, status, elapsed)
-            if self.access_log:
-                access_logger.info(
-                    "%s %s %d %.2fms",
-                    method,
-                    scope["path"],
-                    status,
-                    elapsed * 1000,
-                    extra={
-                        "request_id": request_id_text,
-                        "method": method,
-                        "route": route,
-                        "path": scope["path"],
-                        "status": status,
-                        "latency_ms": round(elapsed * 1000, 3),
-                        # The version that answered, else the one loaded now.
-                        "model_version": state.get("model_version") or self.current_version(),
-                    },
+            if self.access_log and access_logger.isEnabledFor(logging.INFO):
+                # makeRecord + handle skips the caller lookup that logger.info() does.
+                access_logger.handle(
+                    access_logger.makeRecord(
+                        access_logger.name,
+                        logging.INFO,
+                        __file__,
+                        0,
+                        "%s %s %d %.2fms",
+                        (method, scope["path"], status, elapsed * 1000),
+                        None,
+                        extra={
+                            "request_id": request_id_text,
+                            "method": method,
+                            "route": route,
+                            "path": scope["path"],
+                            "status": status,
+                            "latency_ms": round(elapsed * 1000, 3),
+                            # The version that answered, else the one loaded now.
+                            "model_version": state.get("model_version") or self.current_version(),
+                        },
+                    )
                 )

@@ -1,0 +1,82 @@
+"""Structured logs: one access record per request with route, status, latency, model version."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import pytest
+from litestar.testing import TestClient
+
+from serving.app import create_app
+from serving.logs import JsonFormatter, TextFormatter
+from serving.settings import Settings
+
+from .conftest import PATIENT, Trained
+
+
+def test_access_log_fields(
+    trained: Trained, settings_for: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings_for(trained.artifacts_dir, access_log=True))
+    with caplog.at_level(logging.INFO, logger="serving.access"), TestClient(app) as client:
+        client.post("/predict", json=PATIENT, headers={"X-Request-ID": "log-1"})
+        client.get("/nowhere")
+    records = [r for r in caplog.records if r.name == "serving.access"]
+    predict = next(r for r in records if r.__dict__["route"] == "/predict")
+    assert predict.__dict__["status"] == 200
+    assert predict.__dict__["request_id"] == "log-1"
+    assert predict.__dict__["model_version"] == trained.version
+    assert predict.__dict__["latency_ms"] > 0
+    missing = next(r for r in records if r.__dict__["status"] == 404)
+    assert missing.__dict__["route"] == "unmatched"
+
+    line = json.loads(JsonFormatter().format(predict))
+    assert line["level"] == "INFO"
+    assert line["logger"] == "serving.access"
+    assert line["route"] == "/predict"
+    assert line["model_version"] == trained.version
+    assert "request_id=log-1" in TextFormatter().format(predict)
+
+
+def test_access_log_can_be_turned_off(
+    trained: Trained, settings_for: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings_for(trained.artifacts_dir, access_log=False))
+    with caplog.at_level(logging.INFO, logger="serving.access"), TestClient(app) as client:
+        client.get("/health")
+    assert not [r for r in caplog.records if r.name == "serving.access"]
+
+
+def test_settings_from_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "DRUGCLF_PORT": "9001",
+            "DRUGCLF_WORKERS": "3",
+            "DRUGCLF_BENCH_ROUTES": "1",
+            "DRUGCLF_LOG_FORMAT": "text",
+            "DRUGCLF_ADMIN_TOKEN": "s3cret",
+            "DRUGCLF_ARTIFACTS_DIR": "/srv/models",
+            "UNRELATED": "x",
+        }
+    )
+    assert settings.port == 9001
+    assert settings.worker_count() == 3
+    assert settings.bench_routes is True
+    assert settings.log_format == "text"
+    assert settings.admin_token == "s3cret"
+    assert str(settings.artifacts_dir) == "/srv/models"
+    assert Settings.from_env({}).bench_routes is False
+    assert Settings.from_env({}).worker_count() >= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DRUGCLF_PORT", "eighty"), ("DRUGCLF_LOG_FORMAT", "xml"), ("DRUGCLF_MAX_BATCH_SIZE", "1.5")],
+)
+def test_bad_setting_names_the_variable(name: str, value: str) -> None:
+    from serving.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
