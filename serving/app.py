@@ -10,14 +10,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 from litestar import Litestar, Request, get, post
 from litestar.di import Provide
-from litestar.enums import RequestEncodingType
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import Example
-from litestar.params import Body
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from drugclf.artifact import ArtifactError
@@ -25,9 +22,16 @@ from drugclf.contract import Patient
 from drugclf.registry import Registry
 from serving import logs
 from serving.batching import MicroBatcher
-from serving.codec import PatientCodec
-from serving.docs import openapi_config, static_router
-from serving.errors import ErrorBody, ModelUnavailableError, UnsupportedMediaTypeError
+from serving.codec import PatientCodec, check_json_content_type
+from serving.docs import (
+    ERROR_RESPONSES,
+    PREDICT_EXAMPLES,
+    document_body,
+    error_spec,
+    openapi_config,
+    static_router,
+)
+from serving.errors import ModelUnavailableError
 from serving.handlers import exception_handlers
 from serving.lifecycle import Lifecycle
 from serving.metrics import ServerMetrics
@@ -50,87 +54,8 @@ from serving.ui import ui_router
 logger = logging.getLogger(__name__)
 
 JSON: Final = "application/json"
-_JSON_BYTES: Final = b"application/json"
 _CONTENT_TYPE: Final = b"content-type"
 METRICS_CONTENT_TYPE: Final = (_CONTENT_TYPE, CONTENT_TYPE_LATEST.encode())
-
-EXAMPLE_PATIENT: Final = {
-    "Age": 45,
-    "Sex": "M",
-    "BP": "HIGH",
-    "Cholesterol": "NORMAL",
-    "Na_to_K": 15.5,
-}
-EXAMPLE_PATIENT_2: Final = {
-    "Age": 61,
-    "Sex": "F",
-    "BP": "LOW",
-    "Cholesterol": "HIGH",
-    "Na_to_K": 25.4,
-}
-EXAMPLE_ANSWER: Final = {
-    "prediction": "DrugA",
-    "probabilities": {"DrugA": 0.91, "DrugB": 0.05, "DrugC": 0.0, "DrugX": 0.02, "DrugY": 0.02},
-    "model_version": "20261127-101500-3f9a2c",
-    "status": "success",
-}
-EXAMPLE_ERROR: Final = {
-    "status": "error",
-    "code": "validation_error",
-    "message": "Expected `int`, got `str`",
-    "request_id": "5f0c2f3e9a4b4f8c8d1e2a3b4c5d6e7f",
-    "field": "Age",
-    "index": 1,
-    "expected": "an integer >= 0 and <= 120",
-}
-
-PatientBody = Annotated[
-    Patient | list[Patient],
-    Body(
-        title="A patient, or an array of patients",
-        description="One patient object, or a JSON array of them (1 to the max batch size). "
-        "Decoded strictly: no type coercion, no unknown fields.",
-        media_type=RequestEncodingType.JSON,
-        examples=[
-            Example(summary="One patient", value=EXAMPLE_PATIENT),
-            Example(summary="A batch of two", value=[EXAMPLE_PATIENT, EXAMPLE_PATIENT_2]),
-        ],
-    ),
-]
-
-
-def _document_body(data: PatientBody) -> None:  # pragma: no cover - never called
-    """Only for the OpenAPI schema: handlers read the raw body and decode it strictly."""
-
-
-def _error_spec(description: str) -> ResponseSpec:
-    return ResponseSpec(
-        ErrorBody,
-        description=description,
-        generate_examples=False,
-        examples=[Example(summary="Error shape", value=EXAMPLE_ERROR)],
-    )
-
-
-_ERROR_RESPONSES: Final = {
-    400: _error_spec("Empty or malformed JSON body"),
-    413: _error_spec("Body larger than the limit"),
-    415: _error_spec("Content type is not JSON"),
-    422: _error_spec("Invalid patient or batch: names the field, its index and what it takes"),
-    503: _error_spec("No model loaded"),
-}
-
-
-def _check_json(request: Request[Any, Any, Any]) -> None:
-    for name, value in request.scope["headers"]:
-        if name == _CONTENT_TYPE:
-            media = value.split(b";", 1)[0].strip().lower()
-            if media != _JSON_BYTES and not media.endswith(b"+json"):
-                raise UnsupportedMediaTypeError(
-                    f"content type {value.decode('latin-1')!r} is not supported",
-                    expected="application/json",
-                )
-            return
 
 
 def model_info(model: DrugModel) -> ModelInfoResponse:
@@ -231,18 +156,15 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         "/predict",
         tags=["prediction"],
         status_code=200,
-        dependencies={"_body_schema": Provide(_document_body, sync_to_thread=False)},
+        dependencies={"_body_schema": Provide(document_body, sync_to_thread=False)},
         responses={
             200: ResponseSpec(
                 PredictionResponse | list[PredictionResponse],
                 description="One answer per patient, in the order sent",
                 generate_examples=False,
-                examples=[
-                    Example(summary="One patient", value=EXAMPLE_ANSWER),
-                    Example(summary="A batch", value=[EXAMPLE_ANSWER, EXAMPLE_ANSWER]),
-                ],
+                examples=PREDICT_EXAMPLES,
             ),
-            **_ERROR_RESPONSES,
+            **ERROR_RESPONSES,
         },
     )
     async def predict(request: Request[Any, Any, Any]) -> RawResponse:
@@ -252,7 +174,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         the model that produced it.
         """
         started = time.perf_counter()
-        _check_json(request)
+        check_json_content_type(request.scope["headers"])
         patients = codec.decode(await request.body())
         model = _model()
         # The one place results are produced (a prediction log hooks in here).
@@ -289,7 +211,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             200: ResponseSpec(
                 ModelInfoResponse, description="The loaded model", generate_examples=False
             ),
-            503: _error_spec("No model loaded"),
+            503: error_spec("No model loaded"),
         },
     )
     async def get_model_info() -> RawResponse:
@@ -325,11 +247,11 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             "/bench/reference",
             tags=["bench"],
             status_code=200,
-            dependencies={"_body_schema": Provide(_document_body, sync_to_thread=False)},
+            dependencies={"_body_schema": Provide(document_body, sync_to_thread=False)},
         )
         async def bench_reference(request: Request[Any, Any, Any]) -> RawResponse:
             """Model-free baseline for ``make bench``: /predict's decoding, a fixed answer."""
-            _check_json(request)
+            check_json_content_type(request.scope["headers"])
             patients = codec.decode(await request.body())
             if isinstance(patients, Patient):
                 body = fixed_one

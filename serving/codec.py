@@ -7,7 +7,7 @@ domain errors of ``serving.errors`` with the field, its index and what it accept
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Final
 
 import msgspec
@@ -15,10 +15,17 @@ import numpy as np
 import numpy.typing as npt
 
 from drugclf.contract import Patient
-from serving.errors import BatchSizeError, MalformedBodyError, from_validation_error
+from serving.errors import (
+    BatchSizeError,
+    MalformedBodyError,
+    UnsupportedMediaTypeError,
+    from_validation_error,
+)
 from serving.schemas import PredictionResponse, Probabilities
 
 _BATCH_PREFIX: Final = "Expected `array` of length"
+_JSON_BYTES: Final = b"application/json"
+_CONTENT_TYPE: Final = b"content-type"
 
 
 class PatientCodec:
@@ -75,6 +82,23 @@ class PatientCodec:
     def encode(self, value: object) -> bytes:
         """Encode any other answer with the shared encoder."""
         return self._encoder.encode(value)
+
+
+def check_json_content_type(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Refuse a declared content type that is not JSON (no content type is taken as JSON).
+
+    Raises:
+        UnsupportedMediaTypeError: e.g. ``text/plain`` or a form.
+    """
+    for name, value in headers:
+        if name == _CONTENT_TYPE:
+            media = value.split(b";", 1)[0].strip().lower()
+            if media != _JSON_BYTES and not media.endswith(b"+json"):
+                raise UnsupportedMediaTypeError(
+                    f"content type {value.decode('latin-1')!r} is not supported",
+                    expected="application/json",
+                )
+            return
 
 
 def _json_reason(exc: msgspec.DecodeError) -> str:

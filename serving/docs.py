@@ -8,13 +8,18 @@ this server, so ``/docs`` works on a machine with no internet access.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
-from litestar.openapi import OpenAPIConfig
+from litestar.enums import RequestEncodingType
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Tag
+from litestar.openapi.spec import Example, Tag
+from litestar.params import Body
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
+
+from drugclf.contract import Patient
+from serving.errors import ErrorBody
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
 STATIC_PATH: Final = "/static"
@@ -32,6 +37,80 @@ no type coercion (`"45"` is not an Age), no unknown fields. Every error answer h
 shape (`status`, `code`, `message`, `request_id`, and `field`, `index`, `expected` when they
 apply). Every response carries an `X-Request-ID` header (yours, echoed, or a new one).
 """
+
+
+EXAMPLE_PATIENT: Final = {
+    "Age": 45,
+    "Sex": "M",
+    "BP": "HIGH",
+    "Cholesterol": "NORMAL",
+    "Na_to_K": 15.5,
+}
+EXAMPLE_PATIENT_2: Final = {
+    "Age": 61,
+    "Sex": "F",
+    "BP": "LOW",
+    "Cholesterol": "HIGH",
+    "Na_to_K": 25.4,
+}
+EXAMPLE_ANSWER: Final = {
+    "prediction": "DrugA",
+    "probabilities": {"DrugA": 0.91, "DrugB": 0.05, "DrugC": 0.0, "DrugX": 0.02, "DrugY": 0.02},
+    "model_version": "20261127-101500-3f9a2c",
+    "status": "success",
+}
+EXAMPLE_ERROR: Final = {
+    "status": "error",
+    "code": "validation_error",
+    "message": "Expected `int`, got `str`",
+    "request_id": "5f0c2f3e9a4b4f8c8d1e2a3b4c5d6e7f",
+    "field": "Age",
+    "index": 1,
+    "expected": "an integer >= 0 and <= 120",
+}
+
+PatientBody = Annotated[
+    Patient | list[Patient],
+    Body(
+        title="A patient, or an array of patients",
+        description="One patient object, or a JSON array of them (1 to the max batch size). "
+        "Decoded strictly: no type coercion, no unknown fields.",
+        media_type=RequestEncodingType.JSON,
+        examples=[
+            Example(summary="One patient", value=EXAMPLE_PATIENT),
+            Example(summary="A batch of two", value=[EXAMPLE_PATIENT, EXAMPLE_PATIENT_2]),
+        ],
+    ),
+]
+
+
+def document_body(data: PatientBody) -> None:  # pragma: no cover - never called
+    """Only for the OpenAPI schema: handlers read the raw body and decode it strictly."""
+
+
+def error_spec(description: str) -> ResponseSpec:
+    """A documented error answer, with the error shape as its example."""
+    return ResponseSpec(
+        ErrorBody,
+        description=description,
+        generate_examples=False,
+        examples=[Example(summary="Error shape", value=EXAMPLE_ERROR)],
+    )
+
+
+ERROR_RESPONSES: Final = {
+    400: error_spec("Empty or malformed JSON body"),
+    413: error_spec("Body larger than the limit"),
+    415: error_spec("Content type is not JSON"),
+    422: error_spec("Invalid patient or batch: names the field, its index and what it takes"),
+    503: error_spec("No model loaded"),
+}
+
+
+PREDICT_EXAMPLES: Final = [
+    Example(summary="One patient", value=EXAMPLE_ANSWER),
+    Example(summary="A batch", value=[EXAMPLE_ANSWER, EXAMPLE_ANSWER]),
+]
 
 
 def openapi_config(version: str = "1.0.0") -> OpenAPIConfig:
