@@ -119,6 +119,16 @@ def test_every_worker_reloads(
                 break
             assert time.monotonic() < deadline, f"still answering with {versions}"
             time.sleep(0.2)
+        # Metrics from either worker cover both (Prometheus multiprocess mode).
+        with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        loaded = [
+            line
+            for line in text.splitlines()
+            if line.startswith("drugclf_model_loaded{") and f'version="{new}"' in line
+        ]
+        assert len(loaded) == 2, loaded
+        assert all(line.endswith(" 1.0") for line in loaded)
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt", "mismatch"])
