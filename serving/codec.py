@@ -57,6 +57,10 @@ class PatientCodec:
         except msgspec.DecodeError as exc:
             reason = "the request body is empty" if not body.strip() else _json_reason(exc)
             raise MalformedBodyError(reason, expected="a JSON object or array") from None
+        except UnicodeDecodeError:  # msgspec raises it for invalid UTF-8 inside strings
+            raise MalformedBodyError(
+                "the request body is not valid UTF-8", expected="a JSON object or array"
+            ) from None
         return decoded
 
     def encode_one(self, label: str, probabilities: npt.NDArray[np.float32], version: str) -> bytes:

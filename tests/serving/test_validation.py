@@ -116,7 +116,9 @@ def test_wrong_top_level_types(client: Client, raw: bytes) -> None:
     assert "patient object" in body["expected"]
 
 
-@pytest.mark.parametrize("raw", [b"", b"   ", b"{", b"not json", b'{"Age": 45,}'])
+@pytest.mark.parametrize(
+    "raw", [b"", b"   ", b"{", b"not json", b'{"Age": 45,}', b'{"Sex": "\xff"}']
+)
 def test_empty_or_malformed_body(client: Client, raw: bytes) -> None:
     assert_error(post_raw(client, raw), 400, "malformed_json")
 
