@@ -276,3 +276,25 @@ def test_any_invalid_patient_is_refused_naming_the_field(
     assert error["expected"]
     if batch_size:
         assert error["index"] == batch_size
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from([*FIELDS_BY_NAME, "x"]), children, max_size=6)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(raw=st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_no_body_makes_the_server_fail(client: Client, raw: bytes) -> None:
+    """Whatever arrives, the answer is a success or a 4xx in the error shape, never a 500."""
+    response = post_raw(client, raw)
+    if response.status_code != 200:
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["status"] == "error"
