@@ -120,8 +120,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return f"sqlite:///{data_dir / 'predictions.db'}"
 
     def worker_count(self) -> int:
-        """Workers to start: the setting, or one per CPU core."""
-        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+        """Workers to start: the setting, or one per CPU core this process may run on."""
+        if self.workers > 0:
+            return self.workers
+        # The cores of this process's CPU set (a container's, a taskset's), not the host's.
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0)) or 1
+        return os.cpu_count() or 1  # pragma: no cover - platforms without sched_getaffinity
 
 
 def _dec_hook(type_: type, value: Any) -> Any:
