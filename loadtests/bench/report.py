@@ -194,6 +194,10 @@ def targets(report: Report) -> list[list[str]]:
     return rows
 
 
+def _times(ratio: float, word: str) -> str:
+    return f"{ratio:.1f}× {word}" if ratio < 10 else f"{ratio:.0f}× {word}"
+
+
 def _inprocess_section(result: InProcessResult) -> list[str]:
     p99_ratio = result.sklearn_latency.p99_us.median / result.onnx_latency.p99_us.median
     rows = [
@@ -217,7 +221,7 @@ def _inprocess_section(result: InProcessResult) -> list[str]:
                 f"rows/s, batches of {size:,}",
                 format_rate(onnx),
                 format_rate(sklearn),
-                f"{onnx.median / sklearn.median:.0f}× more",
+                _times(onnx.median / sklearn.median, "more"),
             ]
         )
     return [
