@@ -51,7 +51,7 @@ runs: ## List past training runs with their params and metrics
 	$(PY) -m training runs
 
 .PHONY: test
-test: ## Run the test suite (lint-free code is checked by `make lint`)
+test: ## Run the whole test suite (pytest: unit, server, browser, PostgreSQL and smoke tests)
 	$(PY) -m pytest
 
 .PHONY: lint
