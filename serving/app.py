@@ -278,7 +278,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
     app.asgi_handler = RequestObserver(
         app.asgi_handler,
         metrics,
-        access_log=settings.access_log,
+        access_log=logs.AccessLog() if settings.access_log else None,
         current_version=lambda: holder.model.version if holder.model is not None else None,
     )
     return app

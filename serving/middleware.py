@@ -7,7 +7,6 @@ a Litestar middleware would add a per-request object allocation on the hot path.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import uuid
@@ -17,9 +16,8 @@ from typing import Final
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.logs import AccessLog
 from serving.metrics import ServerMetrics
-
-access_logger = logging.getLogger("serving.access")
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 # Echo a client's id only if it is short and harmless in logs and headers.
@@ -42,7 +40,7 @@ class RequestObserver:
         app: ASGIApp,
         metrics: ServerMetrics,
         *,
-        access_log: bool,
+        access_log: AccessLog | None,
         current_version: Callable[[], str | None],
     ) -> None:
         self.app = app
@@ -77,26 +75,14 @@ class RequestObserver:
             route = scope.get("path_template") or UNMATCHED_ROUTE
             method = scope["method"]
             self.metrics.observe_request(route, method, status, elapsed)
-            if self.access_log and access_logger.isEnabledFor(logging.INFO):
-                # makeRecord + handle skips the caller lookup that logger.info() does.
-                access_logger.handle(
-                    access_logger.makeRecord(
-                        access_logger.name,
-                        logging.INFO,
-                        __file__,
-                        0,
-                        "%s %s %d %.2fms",
-                        (method, scope["path"], status, elapsed * 1000),
-                        None,
-                        extra={
-                            "request_id": request_id_text,
-                            "method": method,
-                            "route": route,
-                            "path": scope["path"],
-                            "status": status,
-                            "latency_ms": round(elapsed * 1000, 3),
-                            # The version that answered, else the one loaded now.
-                            "model_version": state.get("model_version") or self.current_version(),
-                        },
-                    )
+            if self.access_log is not None:
+                self.access_log.write(
+                    request_id_text,
+                    method,
+                    route,
+                    scope["path"],
+                    status,
+                    elapsed,
+                    # The version that answered, else the one loaded now.
+                    state.get("model_version") or self.current_version(),
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
@@ -80,3 +81,39 @@ def test_bad_setting_names_the_variable(name: str, value: str) -> None:
 
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_json_access_lines_are_written_straight_to_the_log_stream(
+    trained: Trained, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """With the server's JSON logging configured, access lines skip ``logging`` but look alike."""
+    from serving import logs
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    path = tmp_path / "server.log"
+    try:
+        with path.open("w") as stream:
+            logs.configure("INFO", "json", stream=stream)
+            app = create_app(settings_for(trained.artifacts_dir, access_log=True))
+            with TestClient(app) as client:
+                client.post("/predict", json=PATIENT, headers={"X-Request-ID": "fast-1"})
+                client.get("/health")
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    access = [line for line in lines if line["logger"] == "serving.access"]
+    assert len(access) == 2
+    predict = access[0]
+    assert predict["request_id"] == "fast-1"
+    assert predict["route"] == "/predict"
+    assert predict["status"] == 200
+    assert predict["model_version"] == trained.version
+    assert predict["message"].startswith("POST /predict 200 ")
+    assert predict["ts"].endswith("Z") and predict["level"] == "INFO"
+    startup = next(line for line in lines if line["logger"] == "serving.app")
+    assert set(startup) >= {"ts", "level", "logger", "message", "model_version"}
