@@ -36,7 +36,7 @@ from serving.predlog.records import Pending, Row, expand
 logger = logging.getLogger(__name__)
 
 WARN_EVERY_S: Final = 10.0
-COMMIT_ROWS: Final = 5000
+COMMIT_ROWS: Final = 2000
 """Rows per transaction: bounds how long one commit holds SQLite's write lock."""
 RETRY_MAX_S: Final = 5.0
 
@@ -207,14 +207,19 @@ class PredictionLog:
                 self._wake.clear()
                 stopping = self._stopping
                 self.metrics.queue_depth.set(len(self._queue))
-                taken = self._drain(backlog)
-                conn, ok = self._write(conn, backlog)
-                if ok:
-                    backlog.clear()
-                    backoff = self.flush_interval
-                else:
-                    backoff = min(backoff * 2, RETRY_MAX_S)
-                self._finish(taken)
+                # Expand and write a chunk at a time: expanding the whole queue first held
+                # every row of a burst of large batches at once (tens of MiB per worker).
+                while True:
+                    taken = self._drain(backlog, COMMIT_ROWS)
+                    conn, ok = self._write(conn, backlog)
+                    if ok:
+                        backlog.clear()
+                        backoff = self.flush_interval
+                    else:
+                        backoff = min(backoff * 2, RETRY_MAX_S)
+                    self._finish(taken)
+                    if not ok or not self._queue:
+                        break
                 self.metrics.queue_depth.set(len(self._queue))
                 if stopping and not self._queue:
                     if backlog:
@@ -228,9 +233,10 @@ class PredictionLog:
                 with contextlib.suppress(Exception):
                     conn.close()
 
-    def _drain(self, backlog: list[Row]) -> int:
+    def _drain(self, backlog: list[Row], limit: int) -> int:
+        """Expand queued requests into ``backlog`` until it holds ``limit`` rows or more."""
         queue, taken = self._queue, 0
-        while queue:
+        while queue and len(backlog) < limit:
             backlog.extend(
                 expand(queue.popleft(), with_inputs=self.record_inputs, worker=self.worker)
             )
