@@ -58,6 +58,16 @@ def session_options(intra_op_threads: int = 1) -> ort.SessionOptions:
     return options
 
 
+def _capped(probabilities: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Cap probabilities at 1, in place.
+
+    The forest averages tree votes in float32, so a unanimous vote can sum to 1.0000001
+    (20 trees × 0.05): within parity's tolerance, but not a probability a client should see.
+    """
+    np.minimum(probabilities, np.float32(1.0), out=probabilities)
+    return probabilities
+
+
 @dataclass(frozen=True, slots=True)
 class Predictions:
     """Labels and per-class probabilities (columns in ``DrugModel.classes`` order)."""
@@ -117,7 +127,7 @@ class DrugModel:
             "Na_to_K": np.fromiter([p.Na_to_K for p in patients], np.float64, n).reshape(n, 1),
         }
         labels, probabilities = self.session.run(self._outputs, feeds)
-        return Predictions(labels=labels.tolist(), probabilities=probabilities)
+        return Predictions(labels=labels.tolist(), probabilities=_capped(probabilities))
 
     def predict_one(self, patient: Patient) -> Predictions:
         """``predict`` for a single patient, writing into reused [1, 1] input arrays.
@@ -137,7 +147,7 @@ class DrugModel:
         feeds["Cholesterol"][0, 0] = patient.Cholesterol
         feeds["Na_to_K"][0, 0] = patient.Na_to_K
         labels, probabilities = self.session.run(self._outputs, feeds)
-        return Predictions(labels=labels.tolist(), probabilities=probabilities)
+        return Predictions(labels=labels.tolist(), probabilities=_capped(probabilities))
 
 
 _PROBE: Final = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)

@@ -14,7 +14,7 @@ from drugclf.contract import CLASSES, Patient
 from drugclf.registry import Registry
 from serving.model import DrugModel
 
-from .conftest import Trained
+from .conftest import DATA, Trained
 
 P = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
 
@@ -37,6 +37,19 @@ def test_predict_returns_one_label_and_probability_row_per_patient(model: DrugMo
     assert np.allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
     for label, row in zip(result.labels, result.probabilities, strict=True):
         assert label == CLASSES[int(np.argmax(row))]
+
+
+def test_probabilities_never_exceed_one(model: DrugModel) -> None:
+    # Unanimous forests sum their float32 votes to 1.0000001 before the cap.
+    rows = [line.split(",") for line in DATA.read_text().splitlines()[1:]]
+    patients = [
+        Patient(Age=int(a), Sex=s, BP=b, Cholesterol=c, Na_to_K=float(n))  # type: ignore[arg-type]
+        for a, s, b, c, n, _ in rows
+    ]
+    batch = model.predict(patients).probabilities
+    assert batch.max() <= 1.0
+    assert (batch == 1.0).any(), "the dataset has patients every tree agrees on"
+    assert all(model.predict_one(p).probabilities.max() <= 1.0 for p in patients)
 
 
 def test_predict_one_equals_batch_of_one(model: DrugModel) -> None:
