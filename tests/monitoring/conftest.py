@@ -11,12 +11,10 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +22,9 @@ import pytest
 
 from drugclf.artifact import ArtifactMetadata, read_metadata
 from drugclf.registry import Registry
+from tests.support import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "drug200.csv"
-N_ESTIMATORS = 12
+__all__ = ["ROOT", "free_port"]
 
 
 @dataclass(frozen=True)
@@ -40,42 +37,13 @@ class Trained:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """Train, export and promote one small model with the training CLI."""
-    base = tmp_path_factory.mktemp("monitoring-model")
-    artifacts = base / "artifacts"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "full",
-            "--data",
-            str(DATA),
-            "--artifacts-dir",
-            str(artifacts),
-            "--runs-dir",
-            str(base / "runs"),
-            "--n-estimators",
-            str(N_ESTIMATORS),
-            "--parity-cases",
-            "500",
-        ],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-    )
+def trained(model_copy: Callable[[str], Path]) -> Trained:
+    """The session model (trained once by the training CLI), copied for this suite."""
+    artifacts = model_copy("monitoring-model") / "artifacts"
     registry = Registry(artifacts)
     version = registry.current_version()
     assert version is not None
     return Trained(artifacts, version, read_metadata(registry.resolve_current()))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _pg_bin() -> Path | None:

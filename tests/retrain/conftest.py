@@ -4,30 +4,25 @@ private copy of its registry (retrain, promote and rollback change the registry)
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from drugclf.artifact import METADATA_FILE, read_metadata
 from drugclf.registry import Registry
 from serving.app import create_app
 from serving.settings import Settings
+from tests.support import DATA, PATIENT, ROOT, edit_metadata
+from tests.support import clone_version as clone_version_helper
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "drug200.csv"
-N_ESTIMATORS = 8
 PARITY_CASES = 500
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}
 
 
 @dataclass(frozen=True)
@@ -37,30 +32,9 @@ class Exported:
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    base = tmp_path_factory.mktemp("retrain-model")
-    artifacts = base / "artifacts"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "full",
-            "--data",
-            str(DATA),
-            "--artifacts-dir",
-            str(artifacts),
-            "--runs-dir",
-            str(base / "runs"),
-            "--n-estimators",
-            str(N_ESTIMATORS),
-            "--parity-cases",
-            str(PARITY_CASES),
-        ],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-    )
+def exported(model_copy: Callable[[str], Path]) -> Exported:
+    """The session model (trained once by the training CLI), copied for this suite."""
+    artifacts = model_copy("retrain-model") / "artifacts"
     version = Registry(artifacts).current_version()
     assert version is not None
     return Exported(artifacts_dir=artifacts, version=version)
@@ -68,10 +42,16 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
 
 @pytest.fixture
 def registry(exported: Exported, tmp_path: Path) -> Registry:
-    """A private copy of the session registry."""
+    """A private copy of the session registry.
+
+    The served model's CV accuracy is pinned to 0.9 so that a small retrain passes the
+    promotion rule whatever the session model scored; tests of the rule set CV themselves.
+    """
     root = tmp_path / "artifacts"
     shutil.copytree(exported.artifacts_dir, root, symlinks=True)
-    return Registry(root)
+    registry = Registry(root)
+    set_cv(registry, exported.version, 0.9)
+    return registry
 
 
 @pytest.fixture
@@ -120,21 +100,20 @@ def clone_version(
     registry: Registry, source: str, new_version: str, cv: float | None = None
 ) -> str:
     """Publish a copy of ``source`` as ``new_version`` (optionally with another CV accuracy)."""
-    target = registry.root / new_version
-    shutil.copytree(registry.root / source, target)
-    meta = msgspec.to_builtins(read_metadata(target))
-    meta["version"] = new_version
-    if cv is not None:
-        meta["metrics"]["cv_accuracy_mean"] = cv
-    (target / METADATA_FILE).write_bytes(msgspec.json.encode(meta))
-    return new_version
+    return clone_version_helper(
+        registry, source, new_version, edit=None if cv is None else _cv_setter(cv)
+    )
 
 
 def set_cv(registry: Registry, version: str, cv: float) -> None:
-    folder = registry.root / version
-    meta = msgspec.to_builtins(read_metadata(folder))
-    meta["metrics"]["cv_accuracy_mean"] = cv
-    (folder / METADATA_FILE).write_bytes(msgspec.json.encode(meta))
+    edit_metadata(registry.root / version, _cv_setter(cv))
+
+
+def _cv_setter(cv: float) -> Callable[[dict[str, Any]], None]:
+    def edit(meta: dict[str, Any]) -> None:
+        meta["metrics"]["cv_accuracy_mean"] = cv
+
+    return edit
 
 
 def served_version(client: TestClient[Litestar], expected: str, timeout: float = 5.0) -> str:

@@ -6,27 +6,21 @@ Tests that change the registry (hot reload, promote, bad artifacts) work on a co
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from drugclf.artifact import METADATA_FILE, read_metadata
 from drugclf.registry import Registry
 from serving.app import create_app
 from serving.settings import Settings
+from tests.support import DATA, PATIENT, ROOT, edit_metadata
+from tests.support import clone_version as clone_version_helper
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "drug200.csv"
-N_ESTIMATORS = 12
-
-PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}
+__all__ = ["DATA", "PATIENT", "ROOT"]
 
 
 @dataclass(frozen=True)
@@ -39,34 +33,12 @@ class Trained:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """Train, export (parity-gated) and promote one small model with the training CLI."""
-    base = tmp_path_factory.mktemp("serving-model")
-    artifacts, runs = base / "artifacts", base / "runs"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "full",
-            "--data",
-            str(DATA),
-            "--artifacts-dir",
-            str(artifacts),
-            "--runs-dir",
-            str(runs),
-            "--n-estimators",
-            str(N_ESTIMATORS),
-            "--parity-cases",
-            "2000",
-        ],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-    )
-    version = Registry(artifacts).current_version()
+def trained(model_copy: Callable[[str], Path]) -> Trained:
+    """The session model (trained once by the training CLI), copied for this suite."""
+    base = model_copy("serving-model")
+    version = Registry(base / "artifacts").current_version()
     assert version is not None
-    return Trained(artifacts_dir=artifacts, runs_dir=runs, version=version)
+    return Trained(artifacts_dir=base / "artifacts", runs_dir=base / "runs", version=version)
 
 
 @pytest.fixture
@@ -75,33 +47,6 @@ def registry_copy(trained: Trained, tmp_path: Path) -> Registry:
     root = tmp_path / "artifacts"
     shutil.copytree(trained.artifacts_dir, root, symlinks=True)
     return Registry(root)
-
-
-def _clone_version(
-    registry: Registry,
-    source: str,
-    new_version: str,
-    edit: Callable[[dict[str, object]], None] | None = None,
-    model_bytes: bytes | None = None,
-) -> str:
-    """Publish a copy of ``source`` as ``new_version`` (metadata edited, model replaced)."""
-    target = registry.root / new_version
-    shutil.copytree(registry.root / source, target)
-    meta = msgspec.to_builtins(read_metadata(target))
-    meta["version"] = new_version
-    if edit is not None:
-        edit(meta)
-    (target / METADATA_FILE).write_bytes(msgspec.json.encode(meta))
-    if model_bytes is not None:
-        (target / "model.onnx").write_bytes(model_bytes)
-    return new_version
-
-
-def _rewrite_metadata(folder: Path, edit: Callable[[dict[str, object]], None]) -> None:
-    """Edit a version's metadata.json in place (to make it mismatch on purpose)."""
-    meta = msgspec.to_builtins(read_metadata(folder))
-    edit(meta)
-    (folder / METADATA_FILE).write_bytes(msgspec.json.encode(meta))
 
 
 def _settings_for(artifacts_dir: Path, **overrides: object) -> Settings:
@@ -138,13 +83,13 @@ def patient() -> dict[str, object]:
 @pytest.fixture(scope="session")
 def clone_version() -> Callable[..., str]:
     """``clone_version(registry, source, new_version, edit=None, model_bytes=None)``."""
-    return _clone_version
+    return clone_version_helper
 
 
 @pytest.fixture(scope="session")
 def rewrite_metadata() -> Callable[..., None]:
     """``rewrite_metadata(folder, edit)``."""
-    return _rewrite_metadata
+    return edit_metadata
 
 
 @pytest.fixture(scope="session")

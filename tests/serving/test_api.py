@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from drugclf.contract import CLASSES, FEATURE_NAMES
+from tests.support import TEST_N_ESTIMATORS
 
 from .conftest import Trained
 
@@ -82,7 +83,7 @@ def test_model_info(client: Client, trained: Trained) -> None:
     info = response.json()
     assert info["model_version"] == trained.version
     assert info["model_type"] == "RandomForestClassifier"
-    assert info["n_estimators"] == 12
+    assert info["n_estimators"] == TEST_N_ESTIMATORS
     assert isinstance(info["max_leaf_nodes"], int)
     assert info["classes"] == list(CLASSES)
     assert [f["name"] for f in info["features"]] == list(FEATURE_NAMES)

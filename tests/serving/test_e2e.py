@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,12 @@ from typing import Any
 import pytest
 
 from drugclf.registry import Registry
+from tests.support import free_port
 
 from .conftest import PATIENT, ROOT, Trained
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def call(

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "drug200.csv"
+from drugclf.registry import Registry
+from tests.support import DATA, ROOT, free_port
+
 SCREENSHOTS = ROOT / "test-artifacts" / "ui"
 CHROMIUM = Path(os.environ.get("DRUGCLF_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -37,7 +37,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ADMIN_TOKEN = "ui-test-admin-token"
-N_ESTIMATORS = 20
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 START_TIMEOUT = 90.0
@@ -50,37 +49,6 @@ class Server:
     url: str
     artifacts_dir: Path
     first_version: str
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _train(artifacts: Path, runs: Path) -> str:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "full",
-            "--data",
-            str(DATA),
-            "--artifacts-dir",
-            str(artifacts),
-            "--runs-dir",
-            str(runs),
-            "--n-estimators",
-            str(N_ESTIMATORS),
-            "--parity-cases",
-            "2000",
-        ],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-    )
-    return os.readlink(artifacts / "current").rstrip("/").rsplit("/", 1)[-1]
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -101,12 +69,13 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(model_copy: Callable[[str], Path]) -> Iterator[Server]:
     """``python -m serving`` on a free loopback port, stopped at the end of the session."""
-    base = tmp_path_factory.mktemp("ui-server")
+    base = model_copy("ui-server")
     artifacts, runs = base / "artifacts", base / "runs"
-    version = _train(artifacts, runs)
-    port = _free_port()
+    version = Registry(artifacts).current_version()
+    assert version is not None
+    port = free_port()
     env = {
         **os.environ,
         "DRUGCLF_ARTIFACTS_DIR": str(artifacts),

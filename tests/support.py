@@ -1,0 +1,106 @@
+"""Helpers shared by the test suites: the data, a free port, a model trained by the real CLI,
+and registry edits that make a version differ on purpose."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from drugclf.artifact import METADATA_FILE, MODEL_FILE, read_metadata
+from drugclf.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "drug200.csv"
+PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}
+# Small enough to train in seconds, big enough to behave like the real model on the dataset.
+TEST_N_ESTIMATORS = 20
+TEST_PARITY_CASES = 2000
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def train_with_cli(
+    base: Path,
+    *,
+    n_estimators: int = TEST_N_ESTIMATORS,
+    parity_cases: int = TEST_PARITY_CASES,
+) -> str:
+    """Train, export and promote with ``python -m training full`` into ``base/{artifacts,runs}``.
+
+    Returns the promoted version.
+    """
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "full",
+            "--data",
+            str(DATA),
+            "--artifacts-dir",
+            str(base / "artifacts"),
+            "--runs-dir",
+            str(base / "runs"),
+            "--n-estimators",
+            str(n_estimators),
+            "--parity-cases",
+            str(parity_cases),
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    version = Registry(base / "artifacts").current_version()
+    assert version is not None
+    return version
+
+
+def copy_model(source: Path, target: Path) -> str:
+    """Copy a trained ``artifacts/`` and ``runs/`` pair (links kept); returns the current version."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("artifacts", "runs"):
+        shutil.copytree(source / name, target / name, symlinks=True)
+    version = Registry(target / "artifacts").current_version()
+    assert version is not None
+    return version
+
+
+def edit_metadata(folder: Path, edit: Callable[[dict[str, object]], None]) -> None:
+    """Rewrite a version's metadata.json through ``edit`` (to make it differ on purpose)."""
+    meta = msgspec.to_builtins(read_metadata(folder))
+    edit(meta)
+    (folder / METADATA_FILE).write_bytes(msgspec.json.encode(meta))
+
+
+def clone_version(
+    registry: Registry,
+    source: str,
+    new_version: str,
+    edit: Callable[[dict[str, object]], None] | None = None,
+    model_bytes: bytes | None = None,
+) -> str:
+    """Publish a copy of ``source`` as ``new_version`` (metadata edited, model replaced)."""
+    target = registry.root / new_version
+    shutil.copytree(registry.root / source, target)
+
+    def rename(meta: dict[str, object]) -> None:
+        meta["version"] = new_version
+        if edit is not None:
+            edit(meta)
+
+    edit_metadata(target, rename)
+    if model_bytes is not None:
+        (target / MODEL_FILE).write_bytes(model_bytes)
+    return new_version
