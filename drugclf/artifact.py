@@ -7,9 +7,10 @@ and the feature contract before it serves a single request.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
+from msgspec import Meta
 
 from drugclf.contract import FieldSpec
 
@@ -24,16 +25,28 @@ PROBABILITIES_OUTPUT: Final = "probabilities"
 
 BinningStrategy = Literal["fixed", "learned", "none"]
 
+# The accepted training parameters, shared by the CLI's options and the retrain endpoint.
+N_ESTIMATORS_RANGE: Final = (1, 1000)
+MAX_LEAF_NODES_RANGE: Final = (2, 1000)
+# Exclusive bounds: a test split under 5 % of 200 rows holds too few patients of the rare
+# classes to score, and one over half leaves too few to train on.
+TEST_SIZE_BOUNDS: Final = (0.05, 0.5)
+SEED_RANGE: Final = (0, 2**32 - 1)
+NEstimators = Annotated[int, Meta(ge=N_ESTIMATORS_RANGE[0], le=N_ESTIMATORS_RANGE[1])]
+MaxLeafNodes = Annotated[int, Meta(ge=MAX_LEAF_NODES_RANGE[0], le=MAX_LEAF_NODES_RANGE[1])]
+TestSize = Annotated[float, Meta(gt=TEST_SIZE_BOUNDS[0], lt=TEST_SIZE_BOUNDS[1])]
+Seed = Annotated[int, Meta(ge=SEED_RANGE[0], le=SEED_RANGE[1])]
+
 
 class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a model was trained with: enough to train it again."""
 
-    n_estimators: int = 100
-    max_leaf_nodes: int = 30
+    n_estimators: NEstimators = 100
+    max_leaf_nodes: MaxLeafNodes = 30
     binning: BinningStrategy = "learned"
     smote: bool = True
-    test_size: float = 0.3
-    random_state: int = 42
+    test_size: TestSize = 0.3
+    random_state: Seed = 42
 
 
 class ClassReport(msgspec.Struct, frozen=True):

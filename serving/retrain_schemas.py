@@ -7,12 +7,24 @@ working.
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Final, Literal, get_args
 
 import msgspec
-from msgspec import Meta
 
-from drugclf.artifact import BinningStrategy, Metrics, Params, ParitySummary
+from drugclf.artifact import (
+    MAX_LEAF_NODES_RANGE,
+    N_ESTIMATORS_RANGE,
+    SEED_RANGE,
+    TEST_SIZE_BOUNDS,
+    BinningStrategy,
+    MaxLeafNodes,
+    Metrics,
+    NEstimators,
+    Params,
+    ParitySummary,
+    Seed,
+    TestSize,
+)
 
 DEFAULTS: Final = Params()
 
@@ -22,12 +34,12 @@ JobState = Literal["running", "succeeded", "failed"]
 class RetrainRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``POST /retrain`` parameters; every field is optional with the training defaults."""
 
-    n_estimators: Annotated[int, Meta(ge=1, le=1000)] = DEFAULTS.n_estimators
-    max_leaf_nodes: Annotated[int, Meta(ge=2, le=1000)] = DEFAULTS.max_leaf_nodes
-    test_size: Annotated[float, Meta(gt=0.05, lt=0.5)] = DEFAULTS.test_size
+    n_estimators: NEstimators = DEFAULTS.n_estimators
+    max_leaf_nodes: MaxLeafNodes = DEFAULTS.max_leaf_nodes
+    test_size: TestSize = DEFAULTS.test_size
     apply_smote: bool = DEFAULTS.smote
     binning: BinningStrategy = DEFAULTS.binning
-    random_state: Annotated[int, Meta(ge=0, le=2**32 - 1)] = DEFAULTS.random_state
+    random_state: Seed = DEFAULTS.random_state
     force: bool = False
     """Promote even when CV accuracy is worse than the current model's (parity still applies)."""
     wait: bool = True
@@ -47,12 +59,12 @@ class RetrainRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 # What each request field accepts, for 422 answers.
 EXPECTED: Final = {
-    "n_estimators": "an integer >= 1 and <= 1000",
-    "max_leaf_nodes": "an integer >= 2 and <= 1000",
-    "test_size": "a number > 0.05 and < 0.5",
+    "n_estimators": "an integer >= {} and <= {}".format(*N_ESTIMATORS_RANGE),
+    "max_leaf_nodes": "an integer >= {} and <= {}".format(*MAX_LEAF_NODES_RANGE),
+    "test_size": "a number > {} and < {}".format(*TEST_SIZE_BOUNDS),
     "apply_smote": "true or false",
-    "binning": "one of fixed, learned, none",
-    "random_state": "an integer >= 0 and <= 4294967295",
+    "binning": "one of " + ", ".join(get_args(BinningStrategy)),
+    "random_state": "an integer >= {} and <= {}".format(*SEED_RANGE),
     "force": "true or false",
     "wait": "true or false",
 }

@@ -23,7 +23,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from drugclf.artifact import ArtifactError, BinningStrategy, Metrics, Params
+from drugclf.artifact import (
+    MAX_LEAF_NODES_RANGE,
+    N_ESTIMATORS_RANGE,
+    SEED_RANGE,
+    TEST_SIZE_BOUNDS,
+    ArtifactError,
+    BinningStrategy,
+    Metrics,
+    Params,
+)
 from drugclf.contract import CLASSES
 from drugclf.registry import Registry, RegistryError
 from training import explore as exploration
@@ -284,8 +293,9 @@ def _test_size(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0.05 < value < 0.5:
-        raise argparse.ArgumentTypeError(f"{value} must be strictly between 0.05 and 0.5")
+    low, high = TEST_SIZE_BOUNDS
+    if not low < value < high:
+        raise argparse.ArgumentTypeError(f"{value} must be strictly between {low} and {high}")
     return value
 
 
@@ -307,14 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", default=env("DRUGCLF_DATA", "data/drug200.csv"), help="CSV in the drug200 schema"
     )
     model = argparse.ArgumentParser(add_help=False)
-    model.add_argument("--n-estimators", type=_positive_int(1, 1000), default=DEFAULTS.n_estimators)
     model.add_argument(
-        "--max-leaf-nodes", type=_positive_int(2, 1000), default=DEFAULTS.max_leaf_nodes
+        "--n-estimators", type=_positive_int(*N_ESTIMATORS_RANGE), default=DEFAULTS.n_estimators
+    )
+    model.add_argument(
+        "--max-leaf-nodes",
+        type=_positive_int(*MAX_LEAF_NODES_RANGE),
+        default=DEFAULTS.max_leaf_nodes,
     )
     model.add_argument("--binning", choices=get_args(BinningStrategy), default=DEFAULTS.binning)
     model.add_argument("--smote", action=argparse.BooleanOptionalAction, default=DEFAULTS.smote)
     model.add_argument("--test-size", type=_test_size, default=DEFAULTS.test_size)
-    model.add_argument("--seed", type=int, default=DEFAULTS.random_state)
+    model.add_argument("--seed", type=_positive_int(*SEED_RANGE), default=DEFAULTS.random_state)
     export = argparse.ArgumentParser(add_help=False)
     export.add_argument(
         "--parity-cases",
