@@ -71,6 +71,11 @@ def test_predict_a_known_patient(
     assert page.text_content("#predicted-drug") == drug
     assert page.locator(".barrow").count() == 5
     assert page.locator(".barrow.best").get_attribute("data-class") == drug
+    # The bars are drawn: the winner's fill spans most of its track.
+    track = page.locator(".barrow.best .track").bounding_box()
+    fill = page.locator(".barrow.best .fill").bounding_box()
+    assert track is not None and fill is not None
+    assert fill["width"] > 0.5 * track["width"]
     assert page.text_content("#answer-version") == _get(server, "/health")["model_version"]
     if drug == "DrugY":
         shoot("predict")
