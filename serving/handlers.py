@@ -11,7 +11,7 @@ import logging
 from typing import Any, Final
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from serving.codec import PatientCodec
@@ -40,6 +40,21 @@ def _request_id(request: Request[Any, Any, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _parameter_problem(exc: HTTPException) -> tuple[str, str] | None:
+    """The first bad query/path parameter of a Litestar validation error, as (name, problem).
+
+    Litestar puts msgspec's own message (e.g. "Expected `int` >= 1") and the parameter's name
+    in ``extra``; both are safe to show, unlike the exception text.
+    """
+    if not isinstance(exc, ValidationException) or not isinstance(exc.extra, list):
+        return None
+    for item in exc.extra:
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
+            detail = item.get("message")
+            return item["key"], detail if isinstance(detail, str) else "invalid value"
+    return None
+
+
 def exception_handlers(codec: PatientCodec) -> ExceptionHandlersMap:
     """The app's exception handlers, sharing the codec's encoder."""
 
@@ -65,8 +80,17 @@ def exception_handlers(codec: PatientCodec) -> ExceptionHandlersMap:
         headers = (
             {"allow": exc.headers["allow"]} if exc.headers and "allow" in exc.headers else None
         )
+        field = None
+        problem = _parameter_problem(exc)
+        if problem is not None:
+            field, detail = problem
+            code, message = "validation_error", f"{field}: {detail}"
         body = ErrorBody(
-            status="error", code=code, message=message, request_id=_request_id(request)
+            status="error",
+            code=code,
+            message=message,
+            request_id=_request_id(request),
+            field=field,
         )
         return respond(body, status, headers)
 

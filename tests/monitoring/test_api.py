@@ -110,7 +110,10 @@ def test_bad_query_parameters_are_client_errors(
 ) -> None:
     answer = client.get("/predictions", params=params)
     assert 400 <= answer.status_code < 500
-    assert answer.json()["status"] == "error"
+    body = answer.json()
+    assert body["status"] == "error"
+    # The answer names the parameter at fault, not just "malformed".
+    assert body.get("field") in params or any(name in body["message"] for name in params)
 
 
 def test_summary_counts_mix_latency_and_drift(
