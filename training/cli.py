@@ -37,7 +37,8 @@ from drugclf.contract import CLASSES
 from drugclf.registry import Registry, RegistryError
 from training import explore as exploration
 from training import optimize as optimization
-from training.dataset import DatasetError, load_dataset
+from training.dataset import DatasetError, load_dataset, require_trainable
+from training.evaluate import CV_FOLDS
 from training.parity import DEFAULT_RANDOM_CASES
 from training.runs import RunError, RunStore
 from training.scoring import score_csv
@@ -180,6 +181,7 @@ def cmd_full(args: argparse.Namespace) -> None:
 def cmd_optimize(args: argparse.Namespace) -> None:
     """Cross-validated search."""
     dataset = load_dataset(Path(args.data))
+    require_trainable(dataset, CV_FOLDS)
     assert dataset.labels is not None
     candidates = optimization.grid(
         n_estimators=args.grid_n_estimators,
@@ -363,10 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
         "optimize", parents=[common, data], help="cross-validated hyperparameter search"
     )
     p.add_argument(
-        "--grid-n-estimators", type=int, nargs="+", default=list(optimization.N_ESTIMATORS)
+        "--grid-n-estimators",
+        type=_positive_int(*N_ESTIMATORS_RANGE),
+        nargs="+",
+        default=list(optimization.N_ESTIMATORS),
     )
     p.add_argument(
-        "--grid-max-leaf-nodes", type=int, nargs="+", default=list(optimization.MAX_LEAF_NODES)
+        "--grid-max-leaf-nodes",
+        type=_positive_int(*MAX_LEAF_NODES_RANGE),
+        nargs="+",
+        default=list(optimization.MAX_LEAF_NODES),
     )
     p.add_argument(
         "--grid-binning",
@@ -374,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=get_args(BinningStrategy),
         default=list(optimization.STRATEGIES),
     )
-    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--top", type=_positive_int(1, 1000), default=10)
     p.add_argument("--output", default="reports/optimize")
     p.set_defaults(func=cmd_optimize)
     p = sub.add_parser("predict", parents=[common], help="score a CSV with the exported model")
@@ -407,6 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PARITY
     except (DatasetError, RunError, RegistryError, ArtifactError) as exc:
         errors.print(f"error: {exc}")
+        return EXIT_USER_ERROR
+    except OSError as exc:  # an output or registry path that cannot be written
+        where = f"{exc.filename}: " if exc.filename else ""
+        errors.print(f"error: {where}{exc.strerror or exc}")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         errors.print("interrupted")

@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from drugclf.contract import FEATURE_NAMES, FIELDS, TARGET, FieldSpec, normalise_label
+from drugclf.contract import CLASSES, FEATURE_NAMES, FIELDS, TARGET, FieldSpec, normalise_label
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,31 @@ def parse_csv(raw: bytes, path: Path, *, require_labels: bool = True) -> Dataset
     )
     series = pd.Series(labels, name=TARGET, dtype=object) if has_labels else None
     return Dataset(features=features, labels=series, sha256=sha256_of(raw), path=path)
+
+
+def require_trainable(dataset: Dataset, min_rows_per_class: int) -> None:
+    """Refuse a labelled dataset that cannot train a model of every class.
+
+    Every class must be present (else the model answers fewer classes than the contract
+    promises) with at least ``min_rows_per_class`` rows (stratified cross-validation puts one
+    in each fold).
+
+    Raises:
+        DatasetError: naming each class that falls short and its count.
+    """
+    if dataset.labels is None:
+        raise DatasetError(f"{dataset.path}: training needs the {TARGET} column")
+    counts = dataset.labels.value_counts()
+    short = [
+        f"{name} has {int(counts.get(name, 0))}"
+        for name in CLASSES
+        if counts.get(name, 0) < min_rows_per_class
+    ]
+    if short:
+        raise DatasetError(
+            f"{dataset.path}: too few rows to train: {', '.join(short)}; every class needs at "
+            f"least {min_rows_per_class} rows"
+        )
 
 
 def load_dataset(path: Path, *, require_labels: bool = True) -> Dataset:

@@ -33,8 +33,8 @@ from drugclf.artifact import (
 )
 from drugclf.contract import CATEGORICAL_FEATURES, CLASSES, FIELDS, FIELDS_BY_NAME, NUMERIC_FEATURES
 from drugclf.registry import Registry
-from training.dataset import Dataset, DatasetError, load_dataset, sha256_of
-from training.evaluate import evaluate, save_confusion_matrix
+from training.dataset import Dataset, DatasetError, load_dataset, require_trainable, sha256_of
+from training.evaluate import CV_FOLDS, evaluate, save_confusion_matrix
 from training.features import Binner, bin_one_hot
 from training.onnx_export import OPSET, input_specs, to_onnx
 from training.parity import DEFAULT_RANDOM_CASES, ParityReport, check_parity, parity_groups
@@ -98,6 +98,7 @@ def _split(dataset: Dataset, params: Params) -> tuple[pd.Index, pd.Index]:
 def train(data_path: Path, params: Params, store: RunStore) -> TrainedRun:
     """Fit the pipeline on the training split and record the run."""
     dataset = load_dataset(data_path)
+    require_trainable(dataset, CV_FOLDS)
     labels = dataset.labels
     assert labels is not None
     try:

@@ -171,3 +171,23 @@ def test_an_invalid_csv_is_422_naming_lines_and_columns(
     assert str(registry.root) not in error["message"]  # no server paths
     assert registry.current_version() == before
     assert not any((registry.root / "datasets").glob("*.csv"))  # invalid data is not kept
+
+
+@pytest.mark.slow
+def test_a_csv_too_small_to_train_is_422_naming_the_classes(
+    client: TestClient[Litestar], registry: Registry
+) -> None:
+    rows = DATA.read_text().splitlines()
+    header, body = rows[0], rows[1:]
+    # Four rows of each class: one short of stratified 5-fold cross-validation.
+    kept: dict[str, list[str]] = {}
+    for line in body:
+        kept.setdefault(line.rsplit(",", 1)[1].lower(), []).append(line)
+    small = "\n".join([header] + [line for lines in kept.values() for line in lines[:4]]) + "\n"
+    before = registry.current_version()
+    answer = client.post("/retrain", files={"file": ("small.csv", small.encode())}, headers=AUTH)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()
+    assert error["code"] == "dataset_invalid"
+    assert "DrugA has 4" in error["message"] and "at least 5 rows" in error["message"]
+    assert registry.current_version() == before

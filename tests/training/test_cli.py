@@ -140,3 +140,60 @@ def test_explore_prints_the_summary(tmp_path: Path, data_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     for fragment in ("200 rows", "class distribution", "DrugY", "Na_to_K", "missing"):
         assert fragment in out.stdout
+
+
+def _class_subset(data_path: Path, per_class: int, tmp_path: Path) -> Path:
+    lines = data_path.read_text().splitlines()
+    kept: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        kept.setdefault(line.rsplit(",", 1)[1].lower(), []).append(line)
+    out = tmp_path / f"{per_class}-per-class.csv"
+    out.write_text(
+        "\n".join([lines[0]] + [row for v in kept.values() for row in v[:per_class]]) + "\n"
+    )
+    return out
+
+
+def test_too_few_rows_per_class_is_refused_by_train_and_optimize(
+    tmp_path: Path, data_path: Path
+) -> None:
+    small = _class_subset(data_path, 4, tmp_path)
+    for args in (
+        ("train", "--data", str(small)),
+        ("optimize", "--data", str(small), "--output", str(tmp_path / "o")),
+    ):
+        out = _cli(tmp_path, *args)
+        assert out.returncode == 2, out.stderr
+        assert "too few rows to train" in out.stderr and "DrugC has 4" in out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def test_five_rows_per_class_train_and_export(tmp_path: Path, data_path: Path) -> None:
+    five = _class_subset(data_path, 5, tmp_path)
+    out = _cli(
+        tmp_path, "full", "--data", str(five), "--n-estimators", "10", "--parity-cases", "200"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "parity: 0 mismatches" in out.stdout
+
+
+def test_unwritable_output_and_bad_grid_are_clear_errors(tmp_path: Path, data_path: Path) -> None:
+    assert (
+        _cli(
+            tmp_path,
+            "full",
+            "--data",
+            str(data_path),
+            "--n-estimators",
+            "5",
+            "--parity-cases",
+            "100",
+        ).returncode
+        == 0
+    )
+    out = _cli(tmp_path, "predict", "--input", str(data_path), "--output", "/proc/nope/x.csv")
+    assert (
+        out.returncode == 2 and "error: /proc/nope" in out.stderr and "Traceback" not in out.stderr
+    )
+    out = _cli(tmp_path, "optimize", "--grid-n-estimators", "0")
+    assert out.returncode == 2 and "0 is outside 1..1000" in out.stderr
