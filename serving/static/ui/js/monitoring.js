@@ -129,7 +129,8 @@ async function refresh() {
 
 async function main() {
   const info = await api("/model/info");
-  classes = info.ok ? info.data.classes : ["DrugA", "DrugB", "DrugC", "DrugX", "DrugY"];
+  // The classes come from the served model only: no copy of the contract lives in the page.
+  classes = info.ok ? info.data.classes : [];
   $("#class-filter").append(...classes.map((c) => el("option", { value: c }, c)));
   $("#window-form").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
   $("#filter-form").addEventListener("submit", (e) => { e.preventDefault(); loadRecent(false); });
