@@ -10,7 +10,7 @@ from typing import Literal
 import msgspec
 
 from drugclf.artifact import Metrics, ParitySummary
-from drugclf.contract import FieldSpec
+from drugclf.contract import CLASSES, FieldSpec
 
 
 class Probabilities(msgspec.Struct, frozen=True):
@@ -21,6 +21,14 @@ class Probabilities(msgspec.Struct, frozen=True):
     DrugC: float
     DrugX: float
     DrugY: float
+
+
+# Spelled out so OpenAPI and mypy see the fields; tied to the contract so it cannot drift.
+if Probabilities.__struct_fields__ != CLASSES:  # pragma: no cover - a contract change
+    raise ImportError(
+        f"serving.schemas.Probabilities fields {Probabilities.__struct_fields__} "
+        f"differ from the contract's classes {CLASSES}"
+    )
 
 
 class PredictionResponse(msgspec.Struct, frozen=True):
