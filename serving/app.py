@@ -6,6 +6,7 @@ bytes. Domain errors become HTTP answers in ``serving.handlers`` (one place, one
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -291,7 +292,21 @@ def create_app_from_env() -> Litestar:
     """
     settings = Settings.from_env()
     logs.configure(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    app.on_startup.append(_freeze_startup_objects)
+    return app
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything alive after startup out of the cyclic GC's reach.
+
+    The app, the model and the imported modules live as long as the worker; left tracked, every
+    full collection walks them again (tens of ms, a visible p99 spike on large batches). Only
+    the worker factory does this: tests build many apps in one process and must free them.
+    """
+    gc.collect()
+    gc.freeze()
+    logger.debug("froze %d objects after startup", gc.get_freeze_count())
 
 
 __all__ = ["ArtifactError", "create_app", "create_app_from_env"]

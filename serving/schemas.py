@@ -13,7 +13,9 @@ from drugclf.artifact import Metrics, ParitySummary
 from drugclf.contract import CLASSES, FieldSpec
 
 
-class Probabilities(msgspec.Struct, frozen=True):
+# gc=False on the per-patient answer structs: a batch builds them by the thousand, and their
+# fields (floats, strings, an untracked struct) cannot form a cycle.
+class Probabilities(msgspec.Struct, frozen=True, gc=False):
     """One probability per drug class; the fields are the contract's CLASSES, in order."""
 
     DrugA: float
@@ -31,7 +33,7 @@ if Probabilities.__struct_fields__ != CLASSES:  # pragma: no cover - a contract 
     )
 
 
-class PredictionResponse(msgspec.Struct, frozen=True):
+class PredictionResponse(msgspec.Struct, frozen=True, gc=False):
     """The answer for one patient."""
 
     prediction: str
