@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -49,7 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Largest request body accepted, in bytes (413 above it)."""
     reload_interval: float = 1.0
     """Seconds between checks of ``artifacts/current`` for a new model (0 disables hot reload)."""
-    ort_intra_op_threads: int = 1
+    ort_intra_op_threads: Annotated[int, msgspec.Meta(ge=1)] = 1
     """onnxruntime intra-op threads per session; 1 because each core already runs a worker."""
     micro_batching: bool = True
     """Answer single-patient requests waiting at the same moment with one model call."""
@@ -75,6 +75,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Requests the log's in-memory queue holds per worker; beyond it, records are dropped."""
     prediction_log_flush_interval: float = 0.25
     """Seconds between the log writer's batch commits."""
+    prediction_log_writer_niceness: Annotated[int, msgspec.Meta(ge=0, le=19)] = 10
+    """Added to the worker's nice value for the log's writer thread (Linux; 0 leaves it): when
+    the cores are busy, answers go first and the log catches up."""
     dev_mode: bool = False
     """Local development (``make serve``): with no admin token, open admin endpoints to loopback."""
     data: Path = Path("data/drug200.csv")

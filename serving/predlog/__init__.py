@@ -36,6 +36,7 @@ def prediction_log(settings: Settings, registry: CollectorRegistry) -> Predictio
         if settings.prediction_log_max_age_days > 0
         else None,
         max_rows=settings.prediction_log_max_rows or None,
+        writer_niceness=settings.prediction_log_writer_niceness,
     )
 
 

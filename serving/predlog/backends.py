@@ -109,7 +109,10 @@ class Backend:
             f"CREATE TABLE IF NOT EXISTS {TABLE} (\n    "
             f"{_column_ddl(self.id_ddl, self.real_type)}\n)",
             f"CREATE INDEX IF NOT EXISTS {TABLE}_ts ON {TABLE} (ts)",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_version_ts ON {TABLE} (model_version, ts)",
+            # Each index costs every inserted row about 1 µs of the writer's CPU. Reads filter
+            # by time first (the ts index), so a (model_version, ts) index, which earlier
+            # versions created, is dropped.
+            f"DROP INDEX IF EXISTS {TABLE}_version_ts",
         ]
 
     def create_schema(self) -> None:

@@ -5,6 +5,9 @@ Every test runs against SQLite and a real PostgreSQL server (the ``log_url`` fix
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -168,3 +171,49 @@ def test_bad_location_fails_at_start(tmp_path: Path) -> None:
 def test_password_is_not_in_the_description() -> None:
     backend = open_backend("postgresql://user:secret@db:5432/log")
     assert "secret" not in backend.description
+
+
+def _indexes(url: str) -> set[str]:
+    backend = open_backend(url)
+    if isinstance(backend, SqliteBackend):
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'predictions'"
+    else:
+        sql = "SELECT indexname FROM pg_indexes WHERE tablename = 'predictions'"
+    with backend.session() as conn:
+        return {name for (name,) in conn.execute(sql).fetchall()}
+
+
+def test_only_the_time_index_is_kept(log_url: str) -> None:
+    # A log created by an earlier version also had a (model_version, ts) index: every row paid
+    # for it. Starting the log drops it and keeps the data.
+    backend = open_backend(log_url)
+    backend.create_schema()
+    with backend.session() as conn:
+        conn.execute("CREATE INDEX predictions_version_ts ON predictions (model_version, ts)")
+        conn.commit()
+    assert "predictions_version_ts" in _indexes(log_url)
+    log, _ = make_log(log_url)
+    log.start()
+    log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.stop()
+    indexes = _indexes(log_url)
+    assert "predictions_ts" in indexes
+    assert "predictions_version_ts" not in indexes
+    assert log.backend.count(Filters(model_version="v1")) == (1, 1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_writer_thread_runs_nicer_than_the_worker(tmp_path: Path) -> None:
+    log, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", writer_niceness=7)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    log.start()
+    try:
+        log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+        assert log.flush()  # the writer has written: its priority was set before that
+        thread = log._thread
+        assert thread is not None and thread.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(base + 7, 19)
+        # The request path's thread is untouched.
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+    finally:
+        log.stop()

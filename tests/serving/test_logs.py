@@ -74,7 +74,14 @@ def test_settings_from_environment() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("DRUGCLF_PORT", "eighty"), ("DRUGCLF_LOG_FORMAT", "xml"), ("DRUGCLF_MAX_BATCH_SIZE", "1.5")],
+    [
+        ("DRUGCLF_PORT", "eighty"),
+        ("DRUGCLF_LOG_FORMAT", "xml"),
+        ("DRUGCLF_MAX_BATCH_SIZE", "1.5"),
+        ("DRUGCLF_ORT_INTRA_OP_THREADS", "0"),
+        ("DRUGCLF_PREDICTION_LOG_WRITER_NICENESS", "20"),
+        ("DRUGCLF_PREDICTION_LOG_WRITER_NICENESS", "-5"),
+    ],
 )
 def test_bad_setting_names_the_variable(name: str, value: str) -> None:
     from serving.settings import SettingsError
