@@ -24,7 +24,7 @@ logger = logging.getLogger("serving")
 def main() -> int:
     """Run the server until interrupted; returns the process exit status."""
     from serving import logs
-    from serving.settings import Settings, SettingsError
+    from serving.settings import OrtThreads, Settings, SettingsError
 
     try:
         settings = Settings.from_env()
@@ -44,7 +44,8 @@ def main() -> int:
         try:
             model = DrugModel.load(
                 Registry(settings.artifacts_dir).resolve_current(),
-                intra_op_threads=settings.ort_intra_op_threads,
+                # One session is proof enough here; each worker loads its own sessions.
+                threads=OrtThreads(per_call=settings.ort_intra_op_threads),
             )
         except ArtifactError as exc:
             logger.error("cannot start: %s", exc)

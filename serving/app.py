@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
     lifecycle = Lifecycle(settings)
     holder = ModelHolder(
         Registry(settings.artifacts_dir),
-        intra_op_threads=settings.ort_intra_op_threads,
+        threads=settings.ort_threads(),
         on_change=lambda model: metrics.set_model_version(model.version),
     )
     codec = PatientCodec(settings.max_batch_size)

@@ -7,9 +7,11 @@ HTTP here, no scikit-learn, no pandas: the preprocessing is inside the ONNX grap
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -27,6 +29,7 @@ from drugclf.artifact import (
     read_metadata,
 )
 from drugclf.contract import CLASSES, FEATURE_NAMES, FIELDS, Patient
+from serving.settings import OrtThreads
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +83,15 @@ class DrugModel:
     """One loaded, checked model version. Immutable once loaded; share it freely."""
 
     def __init__(
-        self, session: ort.InferenceSession, metadata: ArtifactMetadata, path: Path
+        self,
+        session: ort.InferenceSession,
+        metadata: ArtifactMetadata,
+        path: Path,
+        *,
+        threads: OrtThreads | None = None,
     ) -> None:
         self.session = session
+        self.threads = threads or OrtThreads()
         self.metadata = metadata
         self.path = path
         self.version = metadata.version
@@ -91,27 +100,20 @@ class DrugModel:
         self._local = threading.local()
 
     @classmethod
-    def load(cls, version_dir: Path, *, intra_op_threads: int = 1) -> DrugModel:
+    def load(cls, version_dir: Path, *, threads: OrtThreads | None = None) -> DrugModel:
         """Load and check one version folder (``artifacts/current`` resolved, or a version).
 
         Raises:
             ArtifactError: the folder, the metadata or the ONNX file is missing, unreadable,
                 or does not match the feature contract.
         """
+        threads = threads or OrtThreads()
         metadata = read_metadata(version_dir)
         _check_metadata(metadata, version_dir)
         model_path = version_dir / MODEL_FILE
-        try:
-            session = ort.InferenceSession(
-                str(model_path),
-                sess_options=session_options(intra_op_threads),
-                providers=["CPUExecutionProvider"],
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ArtifactError(f"{model_path} is not a loadable ONNX model: {reason}") from exc
+        session = _session(model_path, threads.per_call)
         _check_session(session, metadata, model_path)
-        model = cls(session, metadata, version_dir)
+        model = cls(session, metadata, version_dir, threads=threads)
         model.predict([_PROBE])  # fail at load, not on the first request
         return model
 
@@ -126,8 +128,36 @@ class DrugModel:
             "Cholesterol": np.array([p.Cholesterol for p in patients], dtype=object).reshape(n, 1),
             "Na_to_K": np.fromiter([p.Na_to_K for p in patients], np.float64, n).reshape(n, 1),
         }
-        labels, probabilities = self.session.run(self._outputs, feeds)
+        parts = self.threads.large_batch
+        if parts > 1 and n >= self.threads.large_batch_rows:
+            labels, probabilities = self._run_in_parts(feeds, n, parts)
+        else:
+            labels, probabilities = self.session.run(self._outputs, feeds)
         return Predictions(labels=labels.tolist(), probabilities=_capped(probabilities))
+
+    def _run_in_parts(
+        self, feeds: dict[str, npt.NDArray[Any]], n: int, parts: int
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.float32]]:
+        """Run a large batch as ``parts`` slices at once on the same session, then join them.
+
+        onnxruntime releases the GIL in ``run`` and a session takes concurrent calls, so the
+        slices use idle cores. Not onnxruntime's own threads: for a batch they split the trees
+        and add the partial sums in another order, so a patient's probabilities would differ
+        in the last float32 bit from those it gets alone (and a tie could change its label).
+        Each slice here runs the single-threaded kernel, so every answer is bit for bit the same.
+        """
+        edges = [n * i // parts for i in range(parts + 1)]
+        slices = [
+            {name: column[start:stop] for name, column in feeds.items()}
+            for start, stop in itertools.pairwise(edges)
+        ]
+        pool = _batch_pool(parts - 1)
+        pending = [pool.submit(self.session.run, self._outputs, part) for part in slices[1:]]
+        results = [self.session.run(self._outputs, slices[0])]
+        results += [future.result() for future in pending]
+        labels = np.concatenate([labels for labels, _ in results])
+        probabilities = np.concatenate([probabilities for _, probabilities in results])
+        return labels, probabilities
 
     def predict_one(self, patient: Patient) -> Predictions:
         """``predict`` for a single patient, writing into reused [1, 1] input arrays.
@@ -148,6 +178,31 @@ class DrugModel:
         feeds["Na_to_K"][0, 0] = patient.Na_to_K
         labels, probabilities = self.session.run(self._outputs, feeds)
         return Predictions(labels=labels.tolist(), probabilities=_capped(probabilities))
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _batch_pool(workers: int) -> ThreadPoolExecutor:
+    """The process's threads for batch slices (shared by every model version it loads)."""
+    with _pools_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="ort-batch")
+        return pool
+
+
+def _session(model_path: Path, threads: int) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(
+            str(model_path),
+            sess_options=session_options(threads),
+            providers=["CPUExecutionProvider"],
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ArtifactError(f"{model_path} is not a loadable ONNX model: {reason}") from exc
 
 
 _PROBE: Final = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)

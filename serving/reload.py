@@ -20,6 +20,7 @@ import anyio.to_thread
 from drugclf.artifact import ArtifactError
 from drugclf.registry import Registry
 from serving.model import DrugModel
+from serving.settings import OrtThreads
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +32,11 @@ class ModelHolder:
         self,
         registry: Registry,
         *,
-        intra_op_threads: int = 1,
+        threads: OrtThreads | None = None,
         on_change: Callable[[DrugModel], None] | None = None,
     ) -> None:
         self.registry = registry
-        self.intra_op_threads = intra_op_threads
+        self.threads = threads
         self.model: DrugModel | None = None
         self._on_change = on_change
         self._refused: str | None = None
@@ -52,7 +53,7 @@ class ModelHolder:
         return model
 
     def _load(self, folder: Path) -> DrugModel:
-        return DrugModel.load(folder, intra_op_threads=self.intra_op_threads)
+        return DrugModel.load(folder, threads=self.threads)
 
     def _swap(self, model: DrugModel) -> None:
         self.model = model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from drugclf.artifact import ArtifactError
 from drugclf.contract import CLASSES, Patient
 from drugclf.registry import Registry
 from serving.model import DrugModel
+from serving.settings import OrtThreads
 
 from .conftest import DATA, Trained
 
@@ -50,6 +52,29 @@ def test_probabilities_never_exceed_one(model: DrugModel) -> None:
     assert batch.max() <= 1.0
     assert (batch == 1.0).any(), "the dataset has patients every tree agrees on"
     assert all(model.predict_one(p).probabilities.max() <= 1.0 for p in patients)
+
+
+def test_large_batches_run_in_slices_with_bit_identical_answers(trained: Trained) -> None:
+    folder = Registry(trained.artifacts_dir).resolve_current()
+    single = DrugModel.load(folder)
+    sliced = DrugModel.load(
+        folder, threads=OrtThreads(per_call=1, large_batch=3, large_batch_rows=64)
+    )
+    rows = [line.split(",") for line in DATA.read_text().splitlines()[1:]]
+    patients = [
+        Patient(Age=int(a), Sex=s, BP=b, Cholesterol=c, Na_to_K=float(n))  # type: ignore[arg-type]
+        for a, s, b, c, n, _ in rows
+    ]
+    for batch in (patients[:63], patients[:64], patients[:65], patients):
+        expected, got = single.predict(batch), sliced.predict(batch)
+        assert got.labels == expected.labels
+        # Bit for bit, and the same as each patient alone: slicing never changes an answer.
+        assert np.array_equal(got.probabilities, expected.probabilities)
+    alone = np.concatenate([single.predict_one(p).probabilities for p in patients])
+    assert np.array_equal(sliced.predict(patients).probabilities, alone)
+    # The slices beyond the first ran on the batch threads.
+    names = {thread.name for thread in threading.enumerate()}
+    assert {"ort-batch_0", "ort-batch_1"} <= names
 
 
 def test_predict_one_equals_batch_of_one(model: DrugModel) -> None:
