@@ -39,7 +39,7 @@ from serving.metrics import ServerMetrics
 from serving.middleware import RequestObserver
 from serving.model import DrugModel
 from serving.monitoring_api import monitoring_router
-from serving.predlog import prediction_log
+from serving.predlog.log import prediction_log
 from serving.reload import ModelHolder
 from serving.responses import RawResponse
 from serving.schemas import (

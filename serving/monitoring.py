@@ -20,8 +20,8 @@ from drugclf.artifact import ArtifactMetadata
 from drugclf.contract import CLASSES, FEATURE_NAMES
 from serving.drift import MIN_ROWS, PSI_THRESHOLD, FeatureDrift, feature_drift
 from serving.errors import ServingError
-from serving.predlog import Backend, Filters, PredictionRecord, RecordedInputs
-from serving.predlog.records import COLUMNS
+from serving.predlog.backends import Backend, Filters
+from serving.predlog.records import COLUMNS, PredictionRecord, RecordedInputs
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from drugclf.contract import DrugClass
 from drugclf.registry import Registry, RegistryError
 from serving.errors import InvalidInputError
 from serving.monitoring import Monitor, MonitoringSummary, PredictionPage
-from serving.predlog import Filters, PredictionLog
+from serving.predlog.backends import Filters
+from serving.predlog.log import PredictionLog
 from serving.reload import ModelHolder
 
 MAX_PAGE = 1000

@@ -87,7 +87,10 @@ class Backend:
     placeholder = "?"
     id_ddl = "INTEGER PRIMARY KEY"
     real_type = "REAL"
+    url = ""
+    """The location ``open_backend`` takes (with the password, if any)."""
     description = ""
+    """The location to show (without the password)."""
 
     def connect(self) -> Connection:  # pragma: no cover - abstract
         """A new connection (autocommit off)."""
@@ -233,7 +236,7 @@ class SqliteBackend(Backend):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.description = f"sqlite:///{path}"
+        self.url = self.description = f"sqlite:///{path}"
 
     def connect(self) -> Connection:
         """A connection that waits for the other workers' write locks instead of failing."""

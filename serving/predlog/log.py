@@ -1,15 +1,19 @@
-"""The prediction log: a bounded in-memory queue and one background writer thread per worker.
+"""The prediction log, worker side: a bounded in-memory queue and a writer process per worker.
 
 The request path calls ``record()``: a length check and a ``deque.append`` of one tuple per
-request (thread-safe in CPython, no lock, no I/O). The writer thread wakes every
-``flush_interval`` seconds, drains the queue, expands each request into rows and commits them in
-one transaction per chunk. ``stop()`` (the lifespan's exit, on SIGTERM/SIGINT) drains and commits
-everything accepted before it returns.
+request (thread-safe in CPython, no lock, no I/O). A shipper thread wakes every
+``flush_interval`` seconds, drains the queue and sends it, a frame of up to ``FRAME_ROWS`` rows
+at a time, to the worker's writer process (``serving.predlog.writer``), which expands the
+requests into rows and commits them; a reporter thread reads back what was written. The shipper
+only encodes (msgspec, in C); the database work, and the GIL it would take, are in the writer.
+``stop()`` (the lifespan's exit, on SIGTERM/SIGINT) ships everything accepted, closes the pipe
+and waits for the writer to commit and exit.
 
 Queue full policy: the new request's record is dropped (the answer is not delayed or failed),
 counted in ``drugclf_prediction_log_dropped_total{reason="queue_full"}`` and logged (at most one
-warning per ``WARN_EVERY_S``). A write that fails is retried with a backoff; rows that still
-cannot be written at shutdown are counted with ``reason="write_error"``.
+warning per ``WARN_EVERY_S``). A write that fails is retried by the writer with a backoff;
+rows that still cannot be written at shutdown, or that a crashed writer took with it, are
+counted with ``reason="write_error"``. A writer that exits unexpectedly is started again.
 """
 
 from __future__ import annotations
@@ -17,30 +21,49 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from typing import Final
+from pathlib import Path
+from typing import Final, TypeAlias
 
 import anyio.to_thread
+import msgspec
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from drugclf.contract import Patient
-from serving.predlog.backends import Backend, Connection, PredictionLogError
-from serving.predlog.records import Pending, Row, expand
+from serving.predlog.backends import Backend, PredictionLogError, open_backend
+from serving.predlog.wire import LoggedRequest, Report, WriterConfig, read_frame, write_frame
+from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 WARN_EVERY_S: Final = 10.0
-COMMIT_ROWS: Final = 2000
-"""Rows per transaction: bounds how long one commit holds SQLite's write lock."""
-RETRY_MAX_S: Final = 5.0
-NICEST: Final = 19
+FRAME_ROWS: Final = 2000
+"""Rows per frame (one transaction in the writer): bounds how long a commit holds SQLite's lock."""
+SECONDS_PER_DAY: Final = 86_400.0
+RESPAWN_EVERY_S: Final = 1.0
+POLL_S: Final = 0.05
+_ROOT: Final = Path(__file__).resolve().parents[2]  # the folder holding the serving package
+
+# (unix time, request id, model version, patients (one or a list), labels, probabilities [N, 5],
+# latency in ms). A tuple, not an object: it is the only allocation the request path pays.
+Pending: TypeAlias = tuple[
+    float,
+    str | None,
+    str,
+    Patient | Sequence[Patient],
+    Sequence[str],
+    npt.NDArray[np.float32],
+    float,
+]
 
 
 class LogMetrics:
@@ -68,6 +91,76 @@ class LogMetrics:
         self.dropped_error = self.dropped.labels("write_error")
 
 
+def to_wire(pending: Pending) -> LoggedRequest:
+    """The frame form of one queued request (in the shipper thread, not the request path)."""
+    ts, request_id, version, patients, labels, probabilities, latency_ms = pending
+    batch = [patients] if isinstance(patients, Patient) else list(patients)
+    values = np.ascontiguousarray(probabilities, dtype=np.float32).tobytes()
+    return LoggedRequest(ts, request_id, version, batch, list(labels), values, latency_ms)
+
+
+class _WriterProcess:
+    """One running writer process, and the frames it was sent but has not reported on."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        env = dict(os.environ)
+        # The writer imports serving.predlog whether or not the project is installed.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "serving.predlog.writer"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.frames = self.process.stdin.fileno()
+        self.reports = self.process.stdout.fileno()
+        # The requests of each frame not reported on yet, oldest first: sent again to the next
+        # writer if this one dies.
+        self.sent: deque[list[Pending]] = deque()
+        self.failing = False  # the database fails: it retries, and must be told to give up
+        self.dead = False  # a frame could not be written to it
+        write_frame(self.frames, msgspec.msgpack.encode(config))
+
+    def close_input(self) -> None:
+        """End of frames: the writer commits what it has and exits."""
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+
+    def wait(self, timeout: float) -> None:
+        """Wait for the exit; a writer stuck on a failing database is told to give up.
+
+        Its ``failed`` report may arrive while we wait (the last frame failed), so the
+        failure is checked again on every poll.
+        """
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            if self.failing and not told:
+                told = True
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.send_signal(signal.SIGUSR1)
+            try:
+                self.process.wait(POLL_S)
+                return
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:  # pragma: no cover - a database that hangs
+                    break
+        logger.error("prediction log writer did not finish within %.0f s", timeout)
+        self.process.kill()
+        self.process.wait()
+
+    def alive(self) -> bool:
+        """Whether frames can still be sent to it."""
+        return not self.dead and self.process.poll() is None
+
+    def close_reports(self) -> None:
+        """After the reporter thread read everything up to the end of the pipe."""
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
 class PredictionLog:
     """Record predictions without making a request wait for the disk."""
 
@@ -89,20 +182,27 @@ class PredictionLog:
         self.record_inputs = record_inputs
         self.queue_size = queue_size
         self.flush_interval = flush_interval
-        self.max_age_s = max_age_s
-        self.max_rows = max_rows
-        self.prune_interval = prune_interval
-        self.writer_niceness = writer_niceness
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.config = WriterConfig(
+            url=backend.url,
+            worker=self.worker,
+            record_inputs=record_inputs,
+            max_age_s=max_age_s,
+            max_rows=max_rows,
+            prune_interval=prune_interval,
+            niceness=writer_niceness,
+        )
         self._queue: deque[Pending] = deque()
         self._wake = threading.Event()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._shipper: threading.Thread | None = None
+        self._writer: _WriterProcess | None = None
+        self._reporter: threading.Thread | None = None
         self._accepted = 0  # only the event loop thread writes it
-        self._processed = 0  # only the writer thread writes it
+        self._processed = 0  # requests written or given up; under _progress
         self._progress = threading.Condition()
         self._last_warning = 0.0
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._failing = False
+        self._encoder = msgspec.msgpack.Encoder()
 
     # The request path ------------------------------------------------------------------
 
@@ -147,19 +247,18 @@ class PredictionLog:
     # Lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create the table, prune once, start the writer thread.
+        """Create the table, start the writer process and the shipper thread.
 
         Raises:
             PredictionLogError: the database cannot be opened or created (startup fails).
         """
         self.backend.create_schema()
-        conn = self.backend.connect()
-        self._prune(conn)
         self._stopping = False
-        self._thread = threading.Thread(
-            target=self._run, args=(conn,), name="prediction-log-writer", daemon=True
+        self._start_writer()
+        self._shipper = threading.Thread(
+            target=self._ship, name="prediction-log-shipper", daemon=True
         )
-        self._thread.start()
+        self._shipper.start()
         logger.info(
             "prediction log on %s (inputs %s)",
             self.backend.description,
@@ -167,16 +266,16 @@ class PredictionLog:
         )
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Drain the queue, commit, and join the writer (blocks; the lifespan's exit)."""
-        thread = self._thread
-        if thread is None:
+        """Ship the queue, let the writer commit it, and wait (blocks; the lifespan's exit)."""
+        shipper = self._shipper
+        if shipper is None:
             return
         self._stopping = True
         self._wake.set()
-        thread.join(timeout)
-        if thread.is_alive():  # pragma: no cover - a database that hangs for `timeout`
-            logger.error("prediction log writer did not finish within %.0f s", timeout)
-        self._thread = None
+        shipper.join(timeout)
+        if shipper.is_alive():  # pragma: no cover - a writer that hangs for `timeout`
+            logger.error("prediction log shipper did not finish within %.0f s", timeout)
+        self._shipper = None
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything accepted so far is committed (for tests and shutdown)."""
@@ -187,7 +286,7 @@ class PredictionLog:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[PredictionLog]:
-        """Run the writer for the lifespan; the blocking start and stop run in a thread."""
+        """Run the log for the lifespan; the blocking start and stop run in a thread."""
         await anyio.to_thread.run_sync(self.start)
         try:
             yield self
@@ -199,130 +298,203 @@ class PredictionLog:
         """Requests waiting in the queue."""
         return len(self._queue)
 
-    # The writer thread -----------------------------------------------------------------
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id (None when it is not running)."""
+        writer = self._writer
+        return writer.process.pid if writer is not None else None
 
-    def _run(self, conn: Connection | None) -> None:
-        _lower_priority(self.writer_niceness)
-        last_prune = time.monotonic()
-        backlog: list[Row] = []
-        backoff = self.flush_interval
+    # The shipper thread ----------------------------------------------------------------
+
+    def _ship(self) -> None:
+        last_start = time.monotonic()
+        restarted_while_stopping = False
         try:
             while True:
-                self._wake.wait(backoff if self._failing else self.flush_interval)
+                self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 stopping = self._stopping
                 self.metrics.queue_depth.set(len(self._queue))
-                # Expand and write a chunk at a time: expanding the whole queue first held
-                # every row of a burst of large batches at once (tens of MiB per worker).
                 while True:
-                    taken = self._drain(backlog, COMMIT_ROWS)
-                    conn, ok = self._write(conn, backlog)
-                    if ok:
-                        backlog.clear()
-                        backoff = self.flush_interval
-                    else:
-                        backoff = min(backoff * 2, RETRY_MAX_S)
-                    self._finish(taken)
-                    if not ok or not self._queue:
+                    writer = self._writer
+                    if writer is not None and writer.alive():
+                        if not self._queue:
+                            break
+                        if not self._send(writer):
+                            writer.dead = True  # restart it and send the frame again
+                        continue
+                    if not self._queue and (writer is None or not writer.sent):
+                        break  # nothing to write: a new writer can wait for work
+                    if stopping and restarted_while_stopping:
+                        self._give_up_queue("the writer process keeps exiting")
                         break
+                    if not stopping and time.monotonic() - last_start < RESPAWN_EVERY_S:
+                        break  # a writer that keeps dying: try again at the next wake
+                    restarted_while_stopping = stopping
+                    self._restart_writer()  # what the dead one was sent goes back in the queue
+                    last_start = time.monotonic()
                 self.metrics.queue_depth.set(len(self._queue))
                 if stopping and not self._queue:
-                    if backlog:
-                        self._give_up(conn, backlog)
                     return
-                if time.monotonic() - last_prune >= self.prune_interval:
-                    last_prune = time.monotonic()
-                    self._prune(conn)
         finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
+            self._stop_writer()
 
-    def _drain(self, backlog: list[Row], limit: int) -> int:
-        """Expand queued requests into ``backlog`` until it holds ``limit`` rows or more."""
-        queue, taken = self._queue, 0
-        while queue and len(backlog) < limit:
-            backlog.extend(
-                expand(queue.popleft(), with_inputs=self.record_inputs, worker=self.worker)
-            )
-            taken += 1
-        return taken
+    def _give_up_queue(self, reason: str) -> None:
+        requests, rows = 0, 0
+        while self._queue:
+            requests += 1
+            rows += _rows(self._queue.popleft())
+        self.metrics.dropped_error.inc(rows)
+        logger.error("prediction log: %d rows lost at shutdown (%s)", rows, reason)
+        self._processed_more(requests)
 
-    def _finish(self, taken: int) -> None:
+    def _send(self, writer: _WriterProcess) -> bool:
+        """Ship one frame from the queue; False if the writer is gone.
+
+        The frame stays in ``writer.sent``: the restart puts it back in the queue.
+        """
+        queue, taken, rows = self._queue, [], 0
+        while queue and rows < FRAME_ROWS:
+            pending = queue.popleft()
+            taken.append(pending)
+            rows += _rows(pending)
+        frame = self._encoder.encode([to_wire(pending) for pending in taken])
         with self._progress:
-            self._processed += taken
+            writer.sent.append(taken)
+        try:
+            write_frame(writer.frames, frame)
+        except OSError:
+            return False
+        return True
+
+    # The writer process ----------------------------------------------------------------
+
+    def _start_writer(self) -> None:
+        try:
+            writer = _WriterProcess(self.config)
+        except OSError as exc:
+            raise PredictionLogError(f"cannot start the prediction log writer: {exc}") from exc
+        self._writer = writer
+        self._reporter = threading.Thread(
+            target=self._read_reports, args=(writer,), name="prediction-log-reports", daemon=True
+        )
+        self._reporter.start()
+
+    def _stop_writer(self, *, resend: bool = False) -> None:
+        """Close the writer's input and wait for it to finish.
+
+        Frames it never reported on (it crashed, or was killed) go back to the front of the
+        queue for the next writer when ``resend`` (a restart); at shutdown they are lost.
+        """
+        writer, reporter = self._writer, self._reporter
+        if writer is None:
+            return
+        writer.close_input()
+        writer.wait(timeout=30.0)
+        if reporter is not None:
+            reporter.join()  # it reads every report up to the end of the pipe
+        writer.close_reports()
+        with self._progress:
+            unanswered = [pending for frame in writer.sent for pending in frame]
+            writer.sent.clear()
+        if unanswered and resend:
+            self._queue.extendleft(reversed(unanswered))
+        elif unanswered:
+            rows = sum(_rows(pending) for pending in unanswered)
+            self.metrics.dropped_error.inc(rows)
+            logger.error("prediction log: %d rows lost with the writer process", rows)
+            self._processed_more(len(unanswered))
+        self._writer = self._reporter = None
+
+    def _restart_writer(self) -> None:
+        if self._writer is not None:
+            code = self._writer.process.poll()
+            logger.error("prediction log writer exited (status %s): starting a new one", code)
+            self._stop_writer(resend=True)
+        try:
+            self._start_writer()
+        except PredictionLogError as exc:
+            logger.error("%s", exc)
+
+    def _processed_more(self, requests: int) -> None:
+        with self._progress:
+            self._processed += requests
             self._progress.notify_all()
 
-    def _write(self, conn: Connection | None, rows: list[Row]) -> tuple[Connection | None, bool]:
-        """Commit ``rows`` in chunks; on failure reconnect next time and report False."""
-        if not rows:
-            return conn, True
-        written = 0
-        try:
-            if conn is None:
-                conn = self.backend.connect()
-            for start in range(0, len(rows), COMMIT_ROWS):
-                chunk = rows[start : start + COMMIT_ROWS]
-                self.backend.insert(conn, chunk)
-                conn.commit()
-                written += len(chunk)
-                self.metrics.written.inc(len(chunk))
-        except Exception as exc:  # any driver error: keep the rows, retry, never crash
-            del rows[:written]
-            if not self._failing:
+    # The reporter thread ---------------------------------------------------------------
+
+    def _read_reports(self, writer: _WriterProcess) -> None:
+        decoder = msgspec.msgpack.Decoder(Report)
+        while True:
+            try:
+                frame = read_frame(writer.reports)
+            except (OSError, EOFError):
+                return
+            if frame is None:
+                return
+            self._on_report(writer, decoder.decode(frame))
+
+    def _on_report(self, writer: _WriterProcess, report: Report) -> None:
+        where = {"log": self.backend.description}
+        if report.kind == "malformed":
+            self.metrics.dropped_error.inc(report.rows)
+            logger.error(
+                "prediction log: %d rows not written (%s)", report.rows, report.message, extra=where
+            )
+        elif report.kind in ("written", "lost"):
+            with self._progress:
+                if writer.sent:
+                    writer.sent.popleft()
+            if report.kind == "written":
+                self.metrics.written.inc(report.rows)
+            else:
+                self.metrics.dropped_error.inc(report.rows)
                 logger.error(
-                    "prediction log write failed (%d rows kept for retry): %s",
-                    len(rows),
-                    exc,
-                    extra={"log": self.backend.description},
+                    "prediction log: %d rows lost (%s)", report.rows, report.message, extra=where
                 )
-            self._failing = True
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
-            return None, False
-        if self._failing:
-            logger.info("prediction log writes recovered")
-            self._failing = False
-        return conn, True
-
-    def _give_up(self, conn: Connection | None, rows: list[Row]) -> None:
-        _, ok = self._write(conn, rows)
-        if not ok:
-            self.metrics.dropped_error.inc(len(rows))
-            logger.error("prediction log: %d rows lost at shutdown (database error)", len(rows))
-
-    def _prune(self, conn: Connection | None) -> None:
-        if conn is None or (self.max_age_s is None and self.max_rows is None):
-            return
-        older = time.time() - self.max_age_s if self.max_age_s is not None else None
-        try:
-            deleted = self.backend.prune(conn, older_than=older, max_rows=self.max_rows)
-        except Exception as exc:  # retention must never stop the writer
-            logger.warning("prediction log retention failed: %s", exc)
-            with contextlib.suppress(Exception):
-                conn.rollback()
-            return
-        if deleted:
-            logger.info("prediction log retention removed %d rows", deleted)
+            self._processed_more(report.requests)
+        elif report.kind == "failed":
+            writer.failing = True
+            logger.error(
+                "prediction log write failed (%d rows kept for retry): %s",
+                report.rows,
+                report.message,
+                extra=where,
+            )
+        elif report.kind == "recovered":
+            writer.failing = False
+            logger.info("prediction log writes recovered", extra=where)
+        elif report.kind == "pruned":
+            logger.info("prediction log retention removed %d rows", report.rows, extra=where)
+        else:  # prune_failed: retention must never stop the writer
+            logger.warning("prediction log retention failed: %s", report.message, extra=where)
 
 
-def _lower_priority(niceness: int) -> None:
-    """Raise the calling thread's nice value by ``niceness`` (Linux only; best effort).
+def _rows(pending: Pending) -> int:
+    patients = pending[3]
+    return 1 if isinstance(patients, Patient) else len(patients)
 
-    On a machine whose cores all run workers, the writer's inserts compete with the answers for
-    CPU (a 1,000-patient batch costs the writer ~3 ms); a nicer writer lets the answer go first
-    and catches up between requests. Linux keeps a nice value per thread; elsewhere the call
-    would renice the whole process, so it is skipped there.
+
+def prediction_log(settings: Settings, registry: CollectorRegistry) -> PredictionLog | None:
+    """The configured log (not started yet), or None when ``prediction_log`` is off.
+
+    Raises:
+        PredictionLogError: the URL is not one the log understands.
     """
-    if niceness <= 0 or not sys.platform.startswith("linux"):
-        return
-    thread_id = threading.get_native_id()
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, thread_id)
-        os.setpriority(os.PRIO_PROCESS, thread_id, min(current + niceness, NICEST))
-    except OSError as exc:  # a sandbox that forbids it: keep writing at the same priority
-        logger.warning("prediction log writer keeps its priority: %s", exc)
+    if not settings.prediction_log:
+        return None
+    return PredictionLog(
+        open_backend(settings.prediction_log_location()),
+        LogMetrics(registry),
+        record_inputs=settings.prediction_log_inputs,
+        queue_size=settings.prediction_log_queue_size,
+        flush_interval=settings.prediction_log_flush_interval,
+        max_age_s=settings.prediction_log_max_age_days * SECONDS_PER_DAY
+        if settings.prediction_log_max_age_days > 0
+        else None,
+        max_rows=settings.prediction_log_max_rows or None,
+        writer_niceness=settings.prediction_log_writer_niceness,
+    )
 
 
-__all__ = ["LogMetrics", "PredictionLog", "PredictionLogError"]
+__all__ = ["LogMetrics", "PredictionLog", "PredictionLogError", "prediction_log"]

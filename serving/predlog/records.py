@@ -1,32 +1,16 @@
-"""What the prediction log stores: one pending object per request, one row per patient.
+"""What the prediction log stores: one row per patient, expanded in the writer process.
 
-The request path enqueues a plain tuple (``Pending``) built from objects it already holds (the
-decoded patients, the label list, the probability matrix); the writer thread expands it into
-rows. Nothing here runs per row on the event loop.
+Imports msgspec only: the writer process loads this module and must start fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
 
-from drugclf.contract import CLASSES, Patient
-
-# (unix time, request id, model version, patients (one or a list), labels, probabilities [N, 5],
-# latency in ms). A tuple, not an object: it is the only allocation the request path pays.
-Pending: TypeAlias = tuple[
-    float,
-    str | None,
-    str,
-    Patient | Sequence[Patient],
-    Sequence[str],
-    npt.NDArray[np.float32],
-    float,
-]
+from drugclf.contract import CLASSES
+from serving.predlog.wire import LoggedRequest
 
 INPUT_COLUMNS: Final = ("age", "sex", "bp", "cholesterol", "na_to_k")
 PROBABILITY_COLUMNS: Final = tuple("p_" + name.lower() for name in CLASSES)
@@ -48,21 +32,29 @@ _NO_INPUTS: Final = (None,) * (len(INPUT_COLUMNS) + len(PROBABILITY_COLUMNS))
 Row: TypeAlias = tuple[Any, ...]
 
 
-def expand(pending: Pending, *, with_inputs: bool, worker: str) -> list[Row]:
-    """The rows of one request, in batch order (runs in the writer thread).
+def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Row]:
+    """The rows of one request, in batch order (runs in the writer process).
 
     Without inputs, the patient's fields and the probabilities are left NULL: only the time,
     ids, version, class and latency are kept. ``worker`` names the process (host:pid).
+
+    Raises:
+        ValueError: the probabilities are not one row of every class per patient.
     """
-    ts, request_id, version, patients, labels, probabilities, latency_ms = pending
-    batch = [patients] if isinstance(patients, Patient) else patients
-    size = len(batch)
+    ts, request_id, version = request.ts, request.request_id, request.version
+    latency_ms, labels, patients = request.latency_ms, request.labels, request.patients
+    size = len(patients)
+    if len(labels) != size:
+        raise ValueError(f"{len(labels)} labels for {size} patients")
     if not with_inputs:
         return [
             (ts, request_id, i, size, version, label, latency_ms, *_NO_INPUTS, worker)
             for i, label in enumerate(labels)
         ]
-    rows = probabilities.tolist()
+    k = len(CLASSES)
+    flat = memoryview(request.probabilities).cast("f").tolist()
+    if len(flat) != size * k:
+        raise ValueError(f"{len(flat)} probabilities for {size} patients of {k} classes")
     return [
         (
             ts,
@@ -77,10 +69,10 @@ def expand(pending: Pending, *, with_inputs: bool, worker: str) -> list[Row]:
             p.BP,
             p.Cholesterol,
             p.Na_to_K,
-            *probs,
+            *flat[i * k : i * k + k],
             worker,
         )
-        for i, (p, label, probs) in enumerate(zip(batch, labels, rows, strict=True))
+        for i, (p, label) in enumerate(zip(patients, labels, strict=True))
     ]
 
 

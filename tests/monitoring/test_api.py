@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.predlog import Filters
+from serving.predlog.backends import Filters
 from serving.settings import Settings
 
 from .conftest import Trained

@@ -6,8 +6,7 @@ Every test runs against SQLite and a real PostgreSQL server (the ``log_url`` fix
 from __future__ import annotations
 
 import os
-import sys
-import threading
+import signal
 import time
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from drugclf.contract import Patient
-from serving.predlog import Filters, LogMetrics, PredictionLog, PredictionLogError, open_backend
-from serving.predlog.backends import SqliteBackend
+from serving.predlog.backends import Filters, PredictionLogError, SqliteBackend, open_backend
+from serving.predlog.log import LogMetrics, PredictionLog
 
 P1 = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
 P2 = Patient(Age=61, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=25.4)
@@ -202,18 +201,53 @@ def test_only_the_time_index_is_kept(log_url: str) -> None:
     assert log.backend.count(Filters(model_version="v1")) == (1, 1)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
-def test_the_writer_thread_runs_nicer_than_the_worker(tmp_path: Path) -> None:
+def test_the_writer_process_runs_nicer_than_the_worker(tmp_path: Path) -> None:
     log, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", writer_niceness=7)
-    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    base = os.getpriority(os.PRIO_PROCESS, 0)
     log.start()
     try:
         log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
-        assert log.flush()  # the writer has written: its priority was set before that
-        thread = log._thread
-        assert thread is not None and thread.native_id is not None
-        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(base + 7, 19)
-        # The request path's thread is untouched.
-        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+        assert log.flush()  # the writer has written: it set its priority before that
+        pid = log.writer_pid
+        assert pid is not None and pid != os.getpid()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(base + 7, 19)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the worker is untouched
     finally:
         log.stop()
+
+
+def test_a_killed_writer_is_replaced_and_nothing_acknowledged_is_lost(tmp_path: Path) -> None:
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+    log.start()
+    try:
+        for i in range(5):
+            log.record(f"a{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+        assert log.flush()
+        first = log.writer_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        for i in range(5):
+            log.record(f"b{i}", "v1", P2, ["DrugY"], PROBS, time.perf_counter())
+        assert log.flush()
+        assert log.writer_pid not in (None, first)
+    finally:
+        log.stop()
+    assert log.backend.count(Filters()) == (10, 10)
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 0
+
+
+def test_the_writer_outlives_a_sigterm_to_the_group_until_the_worker_stops(
+    tmp_path: Path,
+) -> None:
+    # `kill` of the process group (docker stop, Ctrl-C) reaches the writer too: it must keep
+    # running until the worker has shipped its last frames.
+    log, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", flush_interval=60.0)
+    log.start()
+    pid = log.writer_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    for i in range(300):
+        log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.stop()
+    assert log.backend.count(Filters()) == (300, 300)

@@ -1,0 +1,101 @@
+"""What a worker and its prediction-log writer process say to each other, over two pipes.
+
+The worker sends a ``WriterConfig`` frame, then ``list[LoggedRequest]`` frames on the writer's
+stdin; the writer answers ``Report`` frames on its stdout. A frame is a 4-byte little-endian
+length and a msgpack body. Only msgspec is needed on either side (no numpy in the writer).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Final, Literal
+
+import msgspec
+
+from drugclf.contract import Patient
+
+_HEADER: Final = struct.Struct("<I")
+
+
+class WriterConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The writer's settings (sent on the pipe: a database password must not be in ``argv``)."""
+
+    url: str
+    worker: str
+    """The worker that answered (host:pid), stored in every row."""
+    record_inputs: bool
+    max_age_s: float | None
+    max_rows: int | None
+    prune_interval: float
+    niceness: int
+
+
+class LoggedRequest(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One answered request: its patients in order, with a label and probabilities each."""
+
+    ts: float
+    request_id: str | None
+    version: str
+    patients: list[Patient]
+    labels: list[str]
+    probabilities: bytes
+    """float32, one row per patient, the classes in the contract's order."""
+    latency_ms: float
+
+
+ReportKind = Literal[
+    "written", "failed", "recovered", "lost", "malformed", "pruned", "prune_failed"
+]
+
+
+class Report(msgspec.Struct, array_like=True, frozen=True):
+    """What the writer did with a frame, or noticed.
+
+    Exactly one ``written`` (committed; ``requests`` counts the whole frame) or ``lost`` (given
+    up at shutdown) per frame, in order. ``failed``/``recovered`` bracket a database outage;
+    ``malformed`` counts rows of a frame that could not be expanded (they are not written).
+    """
+
+    kind: ReportKind
+    requests: int = 0
+    rows: int = 0
+    message: str = ""
+
+
+def write_frame(fd: int, body: bytes) -> None:
+    """Write one frame to a pipe (blocks while the pipe is full).
+
+    Raises:
+        OSError: the other side is gone (``BrokenPipeError``).
+    """
+    view = memoryview(_HEADER.pack(len(body)) + body)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def read_frame(fd: int) -> bytes | None:
+    """Read one frame from a pipe; None at end of file (the other side closed it)."""
+    header = _read_exactly(fd, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    body = _read_exactly(fd, size)
+    if body is None:
+        raise EOFError("the pipe closed in the middle of a frame")
+    return body
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks: list[bytes] = []
+    missing = size
+    while missing:
+        chunk = os.read(fd, missing)
+        if not chunk:
+            if missing == size:
+                return None
+            raise EOFError("the pipe closed in the middle of a frame")
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)

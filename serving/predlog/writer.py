@@ -1,0 +1,210 @@
+"""``python -m serving.predlog.writer``: the process that writes one worker's prediction log.
+
+Each worker starts one (``serving.predlog.log``) and sends it frames of answered requests on its
+stdin; it expands them into rows, commits one transaction per frame and reports back on its
+stdout. Measured in a worker's own writer thread, the database's Python driver took and dropped
+the GIL once per row (thousands of hand-offs per large batch) and slowed the answers; in its own
+process, at a higher nice value, it takes only what the cores have to spare.
+
+It ignores SIGINT and SIGTERM (a terminal or ``kill`` of the group would otherwise cut it off
+before the worker shipped its last frames): it stops when the worker closes its stdin, after
+writing everything, or on SIGUSR1, which the worker sends when the database keeps failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Final
+
+import msgspec
+
+from serving.predlog.backends import Backend, Connection, open_backend
+from serving.predlog.records import Row, expand
+from serving.predlog.wire import LoggedRequest, Report, ReportKind, WriterConfig, read_frame
+from serving.predlog.wire import write_frame as _write_frame
+
+RETRY_MAX_S: Final = 5.0
+RETRY_FIRST_S: Final = 0.25
+NICEST: Final = 19
+
+
+class GiveUpError(BaseException):
+    """SIGUSR1: the worker is stopping and the database still fails: stop retrying.
+
+    A BaseException, so that no ``except Exception`` around a database call swallows it.
+    """
+
+
+class _GiveUp:
+    requested = False
+    sleeping = False
+
+
+def _on_give_up(signum: int, frame: FrameType | None) -> None:
+    _GiveUp.requested = True
+    if _GiveUp.sleeping:  # only a backoff's sleep is cut short; a write finishes first
+        raise GiveUpError
+
+
+class Writer:
+    """Reads frames, writes rows, reports; one connection, kept across frames."""
+
+    def __init__(self, config: WriterConfig, frames_fd: int, reports_fd: int) -> None:
+        self.config = config
+        self.backend: Backend = open_backend(config.url)
+        self.frames_fd = frames_fd
+        self.reports_fd = reports_fd
+        self.conn: Connection | None = None
+        self.failing = False
+        self.decoder = msgspec.msgpack.Decoder(list[LoggedRequest])
+        self.encoder = msgspec.msgpack.Encoder()
+
+    def report(self, kind: ReportKind, requests: int = 0, rows: int = 0, message: str = "") -> None:
+        """Tell the worker (its reporter thread logs and counts)."""
+        _write_frame(self.reports_fd, self.encoder.encode(Report(kind, requests, rows, message)))
+
+    def run(self) -> None:
+        """Until the worker closes the pipe: read a frame, write it, report."""
+        self.prune()
+        last_prune = time.monotonic()
+        while True:
+            wait = max(0.0, last_prune + self.config.prune_interval - time.monotonic())
+            readable, _, _ = select.select([self.frames_fd], [], [], wait)
+            if not readable:
+                self.prune()
+                last_prune = time.monotonic()
+                continue
+            frame = read_frame(self.frames_fd)
+            if frame is None:
+                return  # the worker stopped: everything it sent is written
+            requests = self.decoder.decode(frame)
+            rows = self.rows(requests)
+            if rows:
+                self.write_until_done(rows, len(requests))
+            else:
+                self.report("written", len(requests), 0)
+
+    def rows(self, requests: list[LoggedRequest]) -> list[Row]:
+        """Every row of the frame; a request that cannot be expanded is reported, not written.
+
+        That would be a bug in the worker, not a database problem: the rest is still written.
+        """
+        rows: list[Row] = []
+        for request in requests:
+            try:
+                rows.extend(
+                    expand(
+                        request, with_inputs=self.config.record_inputs, worker=self.config.worker
+                    )
+                )
+            except ValueError as exc:
+                self.report("malformed", 1, len(request.patients), str(exc))
+        return rows
+
+    def write_until_done(self, rows: list[Row], requests: int) -> None:
+        """Commit the rows, retrying with a backoff while the database fails.
+
+        No frame is read meanwhile: the pipe fills, the worker's queue fills, and new records
+        are dropped there (counted), so a database outage never grows this process's memory.
+        """
+        backoff = RETRY_FIRST_S
+        while True:
+            error = self.write(rows)
+            if error is None:
+                if self.failing:
+                    self.failing = False
+                    self.report("recovered")
+                self.report("written", requests, len(rows))
+                return
+            if not self.failing:
+                self.failing = True
+                self.report("failed", requests, len(rows), error)
+            if not _GiveUp.requested:
+                try:
+                    _GiveUp.sleeping = True
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, RETRY_MAX_S)
+                    continue
+                except GiveUpError:
+                    pass
+                finally:
+                    _GiveUp.sleeping = False
+            error = self.write(rows)  # one last attempt before the worker exits
+            if error is None:
+                self.report("written", requests, len(rows))
+            else:
+                self.report("lost", requests, len(rows), error)
+            raise GiveUpError
+
+    def write(self, rows: list[Row]) -> str | None:
+        """One transaction; None on success, else the error (the connection is reopened)."""
+        try:
+            if self.conn is None:
+                self.conn = self.backend.connect()
+            self.backend.insert(self.conn, rows)
+            self.conn.commit()
+        except Exception as exc:  # any driver error: keep the rows, retry, never crash
+            if self.conn is not None:
+                with contextlib.suppress(Exception):
+                    self.conn.close()
+            self.conn = None
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None
+
+    def prune(self) -> None:
+        """Retention: delete rows older than the limit and beyond the newest ``max_rows``."""
+        config = self.config
+        if config.max_age_s is None and config.max_rows is None:
+            return
+        older = time.time() - config.max_age_s if config.max_age_s is not None else None
+        try:
+            if self.conn is None:
+                self.conn = self.backend.connect()
+            deleted = self.backend.prune(self.conn, older_than=older, max_rows=config.max_rows)
+        except Exception as exc:  # retention must never stop the writer
+            if self.conn is not None:
+                with contextlib.suppress(Exception):
+                    self.conn.rollback()
+            self.report("prune_failed", message=str(exc))
+            return
+        if deleted:
+            self.report("pruned", rows=deleted)
+
+
+def main() -> int:
+    """Run until the worker closes the pipe; exit status 0, or 1 if rows were lost."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, _on_give_up)
+    # Reports get their own descriptor; anything printed by mistake goes to stderr instead of
+    # corrupting them.
+    reports_fd = os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    frames_fd = sys.stdin.fileno()
+    first = read_frame(frames_fd)
+    if first is None:
+        return 0
+    config = msgspec.msgpack.decode(first, type=WriterConfig)
+    if config.niceness > 0:
+        with contextlib.suppress(OSError):
+            os.nice(min(config.niceness, NICEST))
+    writer = Writer(config, frames_fd, reports_fd)
+    try:
+        writer.run()
+    except GiveUpError:
+        return 1
+    finally:
+        if writer.conn is not None:
+            with contextlib.suppress(Exception):
+                writer.conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
