@@ -98,8 +98,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     prediction_log_flush_interval: float = 0.25
     """Seconds between the log writer's batch commits."""
     prediction_log_writer_niceness: Annotated[int, msgspec.Meta(ge=0, le=19)] = 10
-    """Added to the worker's nice value for the log's writer thread (Linux; 0 leaves it): when
-    the cores are busy, answers go first and the log catches up."""
+    """Added to the nice value of each worker's prediction-log writer process (0 leaves it):
+    when the cores are busy, answers go first and the log catches up."""
     dev_mode: bool = False
     """Local development (``make serve``): with no admin token, open admin endpoints to loopback."""
     data: Path = Path("data/drug200.csv")
