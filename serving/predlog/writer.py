@@ -71,8 +71,7 @@ class Writer:
 
     def run(self) -> None:
         """Until the worker closes the pipe: read a frame, write it, report."""
-        self.prune()
-        last_prune = time.monotonic()
+        last_prune = time.monotonic()  # the worker applied retention when it started
         while True:
             wait = max(0.0, last_prune + self.config.prune_interval - time.monotonic())
             readable, _, _ = select.select([self.frames_fd], [], [], wait)

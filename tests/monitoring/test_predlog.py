@@ -243,6 +243,9 @@ def test_the_writer_outlives_a_sigterm_to_the_group_until_the_worker_stops(
     # running until the worker has shipped its last frames.
     log, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", flush_interval=60.0)
     log.start()
+    assert log.writer_pid is None  # it starts with the first frame, not with the worker
+    log.record("first", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    assert log.flush()
     pid = log.writer_pid
     assert pid is not None
     os.kill(pid, signal.SIGTERM)
@@ -250,4 +253,5 @@ def test_the_writer_outlives_a_sigterm_to_the_group_until_the_worker_stops(
     for i in range(300):
         log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
     log.stop()
-    assert log.backend.count(Filters()) == (300, 300)
+    assert log.writer_pid is None
+    assert log.backend.count(Filters()) == (301, 301)
