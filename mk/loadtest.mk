@@ -21,6 +21,6 @@ loadtest-smoke: ## CI smoke: 15 s of Locust, 4 users, against a fresh server; fa
 		--reports $(LOADTEST_REPORTS)-smoke --artifacts-dir $(ARTIFACTS)
 
 .PHONY: bench
-bench: ## Benchmark (in-process, wrk, batch, startup, memory); writes docs/benchmarks.md (needs wrk)
+bench: bytecode ## Benchmark (in-process, wrk, batch, startup, memory); writes docs/benchmarks.md (needs wrk)
 	$(PY) -m loadtests.bench --artifacts-dir $(ARTIFACTS) --data $(DATA) \
 		--duration $(BENCH_DURATION) --repeats $(BENCH_REPEATS) --output docs/benchmarks.md $(BENCH_ARGS)

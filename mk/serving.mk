@@ -12,9 +12,9 @@ $(ARTIFACTS)/current:
 	$(MAKE) pipeline
 
 .PHONY: serve
-serve: $(ARTIFACTS)/current ## Serve artifacts/current (make serve PORT=8000 WORKERS=2; WORKERS=0 = one per core)
+serve: $(ARTIFACTS)/current bytecode ## Serve artifacts/current (make serve PORT=8000 WORKERS=2; WORKERS=0 = one per core)
 	DRUGCLF_PORT=$(PORT) DRUGCLF_WORKERS=$(WORKERS) DRUGCLF_HOST=$(SERVE_HOST) DRUGCLF_DEV_MODE=$(DEV_MODE) $(PY) -m serving
 
 .PHONY: serve-dev
-serve-dev: $(ARTIFACTS)/current ## Serve with one worker and readable text logs (make serve-dev PORT=8000)
+serve-dev: $(ARTIFACTS)/current bytecode ## Serve with one worker and readable text logs (make serve-dev PORT=8000)
 	DRUGCLF_PORT=$(PORT) DRUGCLF_WORKERS=1 DRUGCLF_HOST=$(SERVE_HOST) DRUGCLF_DEV_MODE=$(DEV_MODE) DRUGCLF_LOG_FORMAT=text $(PY) -m serving
