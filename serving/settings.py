@@ -100,6 +100,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     prediction_log_writer_niceness: Annotated[int, msgspec.Meta(ge=0, le=19)] = 10
     """Added to the nice value of each worker's prediction-log writer process (0 leaves it):
     when the cores are busy, answers go first and the log catches up."""
+    prediction_log_writer_idle: bool = True
+    """Run the writer processes under Linux's SCHED_IDLE policy: they get a core only when
+    nothing else wants it. A machine kept fully busy by other work for longer than the queue
+    lasts makes the log drop records (counted); false gives the writer its nice share instead."""
     dev_mode: bool = False
     """Local development (``make serve``): with no admin token, open admin endpoints to loopback."""
     data: Path = Path("data/drug200.csv")

@@ -178,6 +178,7 @@ class PredictionLog:
         max_rows: int | None = None,
         prune_interval: float = 300.0,
         writer_niceness: int = 0,
+        writer_idle: bool = False,
     ) -> None:
         self.backend = backend
         self.metrics = metrics
@@ -193,6 +194,7 @@ class PredictionLog:
             max_rows=max_rows,
             prune_interval=prune_interval,
             niceness=writer_niceness,
+            idle=writer_idle,
         )
         self._queue: deque[Pending] = deque()
         self._wake = threading.Event()
@@ -514,6 +516,7 @@ def prediction_log(settings: Settings, registry: CollectorRegistry) -> Predictio
         else None,
         max_rows=settings.prediction_log_max_rows or None,
         writer_niceness=settings.prediction_log_writer_niceness,
+        writer_idle=settings.prediction_log_writer_idle,
     )
 
 

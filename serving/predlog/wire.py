@@ -29,6 +29,8 @@ class WriterConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_rows: int | None
     prune_interval: float
     niceness: int
+    idle: bool
+    """Run under Linux's SCHED_IDLE policy (elsewhere only the nice value applies)."""
 
 
 class LoggedRequest(msgspec.Struct, array_like=True, frozen=True, gc=False):

@@ -176,6 +176,21 @@ class Writer:
             self.report("pruned", rows=deleted)
 
 
+def _lower_priority(config: WriterConfig) -> None:
+    """Give the answers the cores first (best effort: a sandbox may forbid it).
+
+    The nice value alone still let the writer take a core from a batch being answered
+    (1,000-patient batch p50 9.7 ms with nice 10, 6.6 ms with SCHED_IDLE, 6.5 ms with the log
+    off, measured side by side); under SCHED_IDLE it runs only on a core nothing else wants.
+    """
+    if config.niceness > 0:
+        with contextlib.suppress(OSError):
+            os.nice(min(config.niceness, NICEST))
+    if config.idle and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 def main() -> int:
     """Run until the worker closes the pipe; exit status 0, or 1 if rows were lost."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -190,9 +205,7 @@ def main() -> int:
     if first is None:
         return 0
     config = msgspec.msgpack.decode(first, type=WriterConfig)
-    if config.niceness > 0:
-        with contextlib.suppress(OSError):
-            os.nice(min(config.niceness, NICEST))
+    _lower_priority(config)
     writer = Writer(config, frames_fd, reports_fd)
     try:
         writer.run()

@@ -201,8 +201,9 @@ def test_only_the_time_index_is_kept(log_url: str) -> None:
     assert log.backend.count(Filters(model_version="v1")) == (1, 1)
 
 
-def test_the_writer_process_runs_nicer_than_the_worker(tmp_path: Path) -> None:
-    log, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", writer_niceness=7)
+@pytest.mark.parametrize("idle", [False, True])
+def test_the_writer_process_yields_the_cores_to_the_worker(tmp_path: Path, idle: bool) -> None:
+    log, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", writer_niceness=7, writer_idle=idle)
     base = os.getpriority(os.PRIO_PROCESS, 0)
     log.start()
     try:
@@ -211,6 +212,9 @@ def test_the_writer_process_runs_nicer_than_the_worker(tmp_path: Path) -> None:
         pid = log.writer_pid
         assert pid is not None and pid != os.getpid()
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(base + 7, 19)
+        if hasattr(os, "SCHED_IDLE"):
+            expected = os.SCHED_IDLE if idle else os.sched_getscheduler(0)
+            assert os.sched_getscheduler(pid) == expected
         assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the worker is untouched
     finally:
         log.stop()
