@@ -26,6 +26,7 @@ import psutil
 HOST: Final = "127.0.0.1"
 READY_TIMEOUT_S: Final = 60.0
 POLL_INTERVAL_S: Final = 0.005
+HELPER_PROCESSES: Final = ("resource_tracker", "semaphore_tracker", "serving.predlog.writer")
 STOP_TIMEOUT_S: Final = 10.0
 
 
@@ -128,7 +129,9 @@ class ServerProcess:
         raise ServerError(f"server not ready after {READY_TIMEOUT_S:.0f} s")
 
     def worker_rss_bytes(self) -> list[int]:
-        """RSS of each worker process (children of the server that are not helper processes).
+        """RSS of each worker process: the server's children but its helper processes.
+
+        Helpers are multiprocessing's trackers and the prediction log's writers.
 
         When the server runs in one process (no children), that process is the worker.
         """
@@ -139,7 +142,7 @@ class ServerProcess:
         for child in parent.children(recursive=True):
             try:
                 command = " ".join(child.cmdline())
-                if "resource_tracker" in command or "semaphore_tracker" in command:
+                if any(helper in command for helper in HELPER_PROCESSES):
                     continue
                 workers.append(child.memory_info().rss)
             except psutil.NoSuchProcess:
