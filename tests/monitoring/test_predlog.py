@@ -259,3 +259,25 @@ def test_the_writer_outlives_a_sigterm_to_the_group_until_the_worker_stops(
     log.stop()
     assert log.writer_pid is None
     assert log.backend.count(Filters()) == (301, 301)
+
+
+def test_a_large_batch_is_stored_row_for_row(log_url: str) -> None:
+    # More rows than one INSERT statement takes, and a remainder: every row in its place.
+    n = 450
+    patients = [
+        Patient(Age=20 + i % 60, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=5.0 + i / 10)
+        for i in range(n)
+    ]
+    probabilities = np.zeros((n, 5), dtype=np.float32)
+    probabilities[np.arange(n), np.arange(n) % 5] = 1.0
+    labels = [("DrugA", "DrugB", "DrugC", "DrugX", "DrugY")[i % 5] for i in range(n)]
+    log, _ = make_log(log_url)
+    log.start()
+    log.record("big", "v1", patients, labels, probabilities, time.perf_counter())
+    log.stop()
+    rows = sorted(log.backend.recent(Filters(), 1000, None), key=lambda row: row[3])
+    assert [row[3] for row in rows] == list(range(n))  # batch_index
+    for i, row in enumerate(rows):
+        assert row[4] == n and row[6] == labels[i]
+        assert row[8] == 20 + i % 60 and row[12] == pytest.approx(5.0 + i / 10)
+        assert row[13 + i % 5] == 1.0
