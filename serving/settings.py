@@ -93,17 +93,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Delete log rows older than this many days (0 keeps them forever)."""
     prediction_log_max_rows: int = 0
     """Keep at most this many log rows, newest first (0 means no limit)."""
-    prediction_log_queue_size: int = 10_000
-    """Requests the log's in-memory queue holds per worker; beyond it, records are dropped."""
+    prediction_log_queue_size: Annotated[int, msgspec.Meta(ge=1)] = 50_000
+    """Rows (patients) a worker holds for the log, queued or being written; beyond it, new
+    records are dropped (counted). Bounds the worker's memory when the writer falls behind."""
     prediction_log_flush_interval: float = 0.25
     """Seconds between the log writer's batch commits."""
     prediction_log_writer_niceness: Annotated[int, msgspec.Meta(ge=0, le=19)] = 10
     """Added to the nice value of each worker's prediction-log writer process (0 leaves it):
     when the cores are busy, answers go first and the log catches up."""
-    prediction_log_writer_idle: bool = True
+    prediction_log_writer_idle: bool = False
     """Run the writer processes under Linux's SCHED_IDLE policy: they get a core only when
-    nothing else wants it. A machine kept fully busy by other work for longer than the queue
-    lasts makes the log drop records (counted); false gives the writer its nice share instead."""
+    nothing else wants it. Answers of large batches come faster, but under sustained load the
+    writer falls behind, the worker holds the backlog (up to ``prediction_log_queue_size`` rows)
+    and then drops records (counted). Off by default: with its nice share the log keeps up."""
     dev_mode: bool = False
     """Local development (``make serve``): with no admin token, open admin endpoints to loopback."""
     data: Path = Path("data/drug200.csv")

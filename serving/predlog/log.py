@@ -172,7 +172,7 @@ class PredictionLog:
         metrics: LogMetrics,
         *,
         record_inputs: bool = True,
-        queue_size: int = 10_000,
+        queue_size: int = 50_000,
         flush_interval: float = 0.25,
         max_age_s: float | None = None,
         max_rows: int | None = None,
@@ -202,7 +202,9 @@ class PredictionLog:
         self._shipper: threading.Thread | None = None
         self._writer: _WriterProcess | None = None
         self._reporter: threading.Thread | None = None
-        self._accepted = 0  # only the event loop thread writes it
+        self._accepted = 0  # requests; only the event loop thread writes it
+        self._rows_in = 0  # rows accepted; only the event loop thread writes it
+        self._rows_done = 0  # rows written or given up; under _progress
         self._processed = 0  # requests written or given up; under _progress
         self._progress = threading.Condition()
         self._last_warning = 0.0
@@ -219,12 +221,16 @@ class PredictionLog:
         probabilities: npt.NDArray[np.float32],
         started: float,
     ) -> None:
-        """Enqueue one request's predictions (``started`` is its ``time.perf_counter()``)."""
-        queue = self._queue
-        if len(queue) >= self.queue_size:
-            self._drop(patients)
+        """Enqueue one request's predictions (``started`` is its ``time.perf_counter()``).
+
+        The bound counts rows (patients), queued or sent and not yet written: the worker holds
+        their objects until the writer reports them, and one request may carry 1,000.
+        """
+        rows = 1 if isinstance(patients, Patient) else len(patients)
+        if self._rows_in - self._rows_done + rows > self.queue_size:
+            self._drop(rows)
             return
-        queue.append(
+        self._queue.append(
             (
                 time.time(),
                 request_id,
@@ -236,14 +242,15 @@ class PredictionLog:
             )
         )
         self._accepted += 1
+        self._rows_in += rows
 
-    def _drop(self, patients: Patient | Sequence[Patient]) -> None:
-        self.metrics.dropped_full.inc(1 if isinstance(patients, Patient) else len(patients))
+    def _drop(self, rows: int) -> None:
+        self.metrics.dropped_full.inc(rows)
         now = time.monotonic()
         if now - self._last_warning >= WARN_EVERY_S:
             self._last_warning = now
             logger.warning(
-                "prediction log queue full (%d requests): dropping records",
+                "prediction log queue full (%d rows): dropping records",
                 self.queue_size,
                 extra={"queue_size": self.queue_size},
             )
@@ -368,7 +375,7 @@ class PredictionLog:
             rows += _rows(self._queue.popleft())
         self.metrics.dropped_error.inc(rows)
         logger.error("prediction log: %d rows lost at shutdown (%s)", rows, reason)
-        self._processed_more(requests)
+        self._finished(requests, rows)
 
     def _send(self, writer: _WriterProcess) -> bool:
         """Ship one frame from the queue; False if the writer is gone.
@@ -425,7 +432,7 @@ class PredictionLog:
             rows = sum(_rows(pending) for pending in unanswered)
             self.metrics.dropped_error.inc(rows)
             logger.error("prediction log: %d rows lost with the writer process", rows)
-            self._processed_more(len(unanswered))
+            self._finished(len(unanswered), rows)
         self._writer = self._reporter = None
 
     def _restart_writer(self) -> None:
@@ -438,9 +445,10 @@ class PredictionLog:
         except PredictionLogError as exc:
             logger.error("%s", exc)
 
-    def _processed_more(self, requests: int) -> None:
+    def _finished(self, requests: int, rows: int) -> None:
         with self._progress:
             self._processed += requests
+            self._rows_done += rows
             self._progress.notify_all()
 
     # The reporter thread ---------------------------------------------------------------
@@ -465,8 +473,7 @@ class PredictionLog:
             )
         elif report.kind in ("written", "lost"):
             with self._progress:
-                if writer.sent:
-                    writer.sent.popleft()
+                frame = writer.sent.popleft() if writer.sent else []
             if report.kind == "written":
                 self.metrics.written.inc(report.rows)
             else:
@@ -474,7 +481,7 @@ class PredictionLog:
                 logger.error(
                     "prediction log: %d rows lost (%s)", report.rows, report.message, extra=where
                 )
-            self._processed_more(report.requests)
+            self._finished(report.requests, sum(_rows(pending) for pending in frame))
         elif report.kind == "failed":
             writer.failing = True
             logger.error(

@@ -179,9 +179,9 @@ class Writer:
 def _lower_priority(config: WriterConfig) -> None:
     """Give the answers the cores first (best effort: a sandbox may forbid it).
 
-    The nice value alone still let the writer take a core from a batch being answered
-    (1,000-patient batch p50 9.7 ms with nice 10, 6.6 ms with SCHED_IDLE, 6.5 ms with the log
-    off, measured side by side); under SCHED_IDLE it runs only on a core nothing else wants.
+    A nice value still lets the writer take a core from a batch being answered; under
+    SCHED_IDLE (opt-in) it runs only on a core nothing else wants, and falls behind under
+    sustained load. Measured in docs/monitoring.md ("Priority").
     """
     if config.niceness > 0:
         with contextlib.suppress(OSError):

@@ -281,3 +281,20 @@ def test_a_large_batch_is_stored_row_for_row(log_url: str) -> None:
         assert row[4] == n and row[6] == labels[i]
         assert row[8] == 20 + i % 60 and row[12] == pytest.approx(5.0 + i / 10)
         assert row[13 + i % 5] == 1.0
+
+
+def test_the_queue_bound_counts_patients_not_requests(tmp_path: Path) -> None:
+    # A worker holds every queued patient's objects: ten requests of 1,000 patients must not
+    # fit where ten single patients do.
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}", queue_size=10, flush_interval=60.0)
+    log.start()
+    eight = np.repeat(PROBS, 8, axis=0)
+    log.record("r1", "v1", [P1] * 8, ["DrugA"] * 8, eight, time.perf_counter())
+    log.record("r2", "v1", [P2] * 3, ["DrugY"] * 3, eight[:3], time.perf_counter())  # 11 > 10
+    log.record("r3", "v1", P2, ["DrugY"], PROBS, time.perf_counter())  # 9 <= 10
+    assert log.flush()
+    # Written rows no longer count: the queue takes 10 more.
+    log.record("r4", "v1", [P1] * 8, ["DrugA"] * 8, eight, time.perf_counter())
+    log.stop()
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="queue_full") == 3
+    assert log.backend.count(Filters()) == (17, 3)
