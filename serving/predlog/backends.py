@@ -1,7 +1,7 @@
 """Where the prediction log lives: SQLite (embedded default, WAL) or PostgreSQL (several replicas).
 
 Both speak the same small SQL; a backend knows its placeholder, its DDL, how to bulk insert and
-how to truncate a time to the hour. Each writer thread holds one connection of its own; reads
+how to truncate a time to the hour. Each writer process holds one connection of its own; reads
 (the monitoring API) open a short-lived connection per call, in a worker thread.
 """
 
