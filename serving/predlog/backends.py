@@ -154,6 +154,13 @@ class Backend:
         finally:
             conn.close()
 
+    def retain(self, conn: Connection, *, max_age_s: float | None, max_rows: int | None) -> int:
+        """Apply a retention policy now (None: no limit); returns how many rows were deleted."""
+        if max_age_s is None and max_rows is None:
+            return 0
+        older = time.time() - max_age_s if max_age_s is not None else None
+        return self.prune(conn, older_than=older, max_rows=max_rows)
+
     def prune(self, conn: Connection, *, older_than: float | None, max_rows: int | None) -> int:
         """Delete rows older than a time and beyond the newest ``max_rows``; returns how many."""
         deleted = 0

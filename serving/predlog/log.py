@@ -282,12 +282,11 @@ class PredictionLog:
     def _apply_retention(self) -> None:
         """Retention once at startup (the writer repeats it every ``prune_interval``)."""
         config = self.config
-        if config.max_age_s is None and config.max_rows is None:
-            return
-        older = time.time() - config.max_age_s if config.max_age_s is not None else None
         try:
             with self.backend.session() as conn:
-                deleted = self.backend.prune(conn, older_than=older, max_rows=config.max_rows)
+                deleted = self.backend.retain(
+                    conn, max_age_s=config.max_age_s, max_rows=config.max_rows
+                )
         except Exception as exc:  # retention must never stop the server
             logger.warning("prediction log retention failed: %s", exc)
             return

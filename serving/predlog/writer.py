@@ -160,12 +160,13 @@ class Writer:
         """Retention: delete rows older than the limit and beyond the newest ``max_rows``."""
         config = self.config
         if config.max_age_s is None and config.max_rows is None:
-            return
-        older = time.time() - config.max_age_s if config.max_age_s is not None else None
+            return  # no connection needed
         try:
             if self.conn is None:
                 self.conn = self.backend.connect()
-            deleted = self.backend.prune(self.conn, older_than=older, max_rows=config.max_rows)
+            deleted = self.backend.retain(
+                self.conn, max_age_s=config.max_age_s, max_rows=config.max_rows
+            )
         except Exception as exc:  # retention must never stop the writer
             if self.conn is not None:
                 with contextlib.suppress(Exception):
