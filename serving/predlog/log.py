@@ -54,6 +54,7 @@ RESPAWN_EVERY_S: Final = 1.0
 POLL_S: Final = 0.05
 MAX_STARTS_WHEN_STOPPING: Final = 2
 _ROOT: Final = Path(__file__).resolve().parents[2]  # the folder holding the serving package
+WRITER_COMMAND: Final = [sys.executable, "-m", "serving.predlog.writer"]
 
 # (unix time, request id, model version, patients (one or a list), labels, probabilities [N, 5],
 # latency in ms). A tuple, not an object: it is the only allocation the request path pays.
@@ -108,8 +109,8 @@ class _WriterProcess:
         env = dict(os.environ)
         # The writer imports serving.predlog whether or not the project is installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "serving.predlog.writer"],
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+            WRITER_COMMAND,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -430,7 +431,11 @@ class PredictionLog:
         elif unanswered:
             rows = sum(_rows(pending) for pending in unanswered)
             self.metrics.dropped_error.inc(rows)
-            logger.error("prediction log: %d rows lost with the writer process", rows)
+            logger.error(
+                "prediction log: %d rows lost with the writer process (exit status %s)",
+                rows,
+                writer.process.returncode,
+            )
             self._finished(len(unanswered), rows)
         self._writer = self._reporter = None
 

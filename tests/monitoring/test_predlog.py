@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from drugclf.contract import Patient
+from serving.predlog import log as log_module
 from serving.predlog.backends import Filters, PredictionLogError, SqliteBackend, open_backend
 from serving.predlog.log import LogMetrics, PredictionLog
 
@@ -298,3 +300,21 @@ def test_the_queue_bound_counts_patients_not_requests(tmp_path: Path) -> None:
     log.stop()
     assert sample(registry, "drugclf_prediction_log_dropped_total", reason="queue_full") == 3
     assert log.backend.count(Filters()) == (17, 3)
+
+
+def test_a_writer_that_cannot_run_costs_records_not_the_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A writer that exits at once (a broken install, say): the answers go on, the records are
+    # counted as lost, and stop() returns instead of restarting it forever.
+    monkeypatch.setattr(log_module, "WRITER_COMMAND", [sys.executable, "-c", "raise SystemExit(3)"])
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+    log.start()
+    for i in range(4):
+        log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    started = time.monotonic()
+    log.stop()
+    assert time.monotonic() - started < 10
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 4
+    assert log.backend.count(Filters()) == (0, 0)
+    assert "4 rows lost with the writer process (exit status 3)" in caplog.text
