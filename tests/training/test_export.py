@@ -130,3 +130,39 @@ def test_failed_parity_publishes_nothing(
     assert registry.versions() == []
     assert registry.current_version() is None
     assert not list((tmp_path / "artifacts").glob(".staging*"))
+
+
+def test_dropping_zero_class_weights_changes_no_output(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.onnx_export as onnx_export
+
+    pipeline = inference_pipeline(exported.run.pipeline)
+    pruned = to_onnx(pipeline)
+    monkeypatch.setattr(onnx_export, "drop_zero_class_weights", lambda model: 0)
+    full = to_onnx(pipeline)
+
+    def class_weights(model: onnx.ModelProto) -> list[float]:
+        (forest,) = [n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier"]
+        return list(next(a for a in forest.attribute if a.name == "class_weights").floats)
+
+    assert 0.0 in class_weights(full)
+    assert 0.0 not in class_weights(pruned)
+    assert len(class_weights(pruned)) < len(class_weights(full)) / 2
+
+    patients = random_patients(5000)
+    feeds = {
+        name: patients[name]
+        .to_numpy()
+        .reshape(-1, 1)
+        .astype({"Age": np.int64, "Na_to_K": np.float64}.get(name, object))
+        for name in FEATURE_NAMES
+    }
+    outputs = [
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, feeds
+        )
+        for m in (full, pruned)
+    ]
+    assert (outputs[0][0] == outputs[1][0]).all()
+    assert np.array_equal(outputs[0][1], outputs[1][1])  # bit for bit
