@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from serving.ui import PAGES as UI_PAGES
 from tests.ui.conftest import ADMIN_TOKEN, DATA, Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -43,15 +44,7 @@ def test_home_shows_the_served_version_and_links(page: Any, server: Server, shoo
     assert page.text_content("#model-version") == version
     assert version in page.text_content("#server-status")
     assert "not a clinical tool" in page.text_content(".warning").lower()
-    for path in (
-        "/ui/predict",
-        "/ui/batch",
-        "/ui/retrain",
-        "/ui/model",
-        "/ui/monitoring",
-        "/ui/about",
-        "/docs",
-    ):
+    for path in [p.path for p in UI_PAGES if p.slug != "home"] + ["/docs"]:
         assert page.locator(f"main a[href='{path}']").count() >= 1
     shoot("home")
 

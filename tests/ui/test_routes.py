@@ -13,20 +13,13 @@ from litestar.testing import TestClient
 from drugclf.registry import Registry
 from serving.app import create_app
 from serving.settings import Settings
+from serving.ui import PAGES as UI_PAGES
 from tests.ui.conftest import Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-PAGES = [
-    "/",
-    "/ui",
-    "/ui/predict",
-    "/ui/batch",
-    "/ui/retrain",
-    "/ui/model",
-    "/ui/monitoring",
-    "/ui/about",
-]
+# Every page the UI declares, and /ui (an alias of the home page).
+PAGES = [page.path for page in UI_PAGES] + ["/ui"]
 
 
 def _fetch(server: Server, path: str) -> tuple[int, dict[str, str], bytes]:
