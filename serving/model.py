@@ -92,6 +92,10 @@ class DrugModel:
     ) -> None:
         self.session = session
         self.threads = threads or OrtThreads()
+        # Looked up once: the process's pool for the slices beyond the first.
+        self._pool = (
+            _batch_pool(self.threads.large_batch - 1) if self.threads.large_batch > 1 else None
+        )
         self.metadata = metadata
         self.path = path
         self.version = metadata.version
@@ -128,7 +132,7 @@ class DrugModel:
             "Cholesterol": np.array([p.Cholesterol for p in patients], dtype=object).reshape(n, 1),
             "Na_to_K": np.fromiter([p.Na_to_K for p in patients], np.float64, n).reshape(n, 1),
         }
-        parts = self.threads.large_batch
+        parts = min(self.threads.large_batch, n)  # never an empty slice
         if parts > 1 and n >= self.threads.large_batch_rows:
             labels, probabilities = self._run_in_parts(feeds, n, parts)
         else:
@@ -151,7 +155,8 @@ class DrugModel:
             {name: column[start:stop] for name, column in feeds.items()}
             for start, stop in itertools.pairwise(edges)
         ]
-        pool = _batch_pool(parts - 1)
+        pool = self._pool
+        assert pool is not None  # parts > 1 only when threads.large_batch > 1
         pending = [pool.submit(self.session.run, self._outputs, part) for part in slices[1:]]
         results = [self.session.run(self._outputs, slices[0])]
         results += [future.result() for future in pending]

@@ -21,6 +21,14 @@ from .conftest import DATA, Trained
 P = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
 
 
+def _dataset_patients() -> list[Patient]:
+    rows = [line.split(",") for line in DATA.read_text().splitlines()[1:]]
+    return [
+        Patient(Age=int(a), Sex=s, BP=b, Cholesterol=c, Na_to_K=float(n))  # type: ignore[arg-type]
+        for a, s, b, c, n, _ in rows
+    ]
+
+
 @pytest.fixture(scope="module")
 def model(trained: Trained) -> DrugModel:
     return DrugModel.load(Registry(trained.artifacts_dir).resolve_current())
@@ -43,11 +51,7 @@ def test_predict_returns_one_label_and_probability_row_per_patient(model: DrugMo
 
 def test_probabilities_never_exceed_one(model: DrugModel) -> None:
     # Unanimous forests sum their float32 votes to 1.0000001 before the cap.
-    rows = [line.split(",") for line in DATA.read_text().splitlines()[1:]]
-    patients = [
-        Patient(Age=int(a), Sex=s, BP=b, Cholesterol=c, Na_to_K=float(n))  # type: ignore[arg-type]
-        for a, s, b, c, n, _ in rows
-    ]
+    patients = _dataset_patients()
     batch = model.predict(patients).probabilities
     assert batch.max() <= 1.0
     assert (batch == 1.0).any(), "the dataset has patients every tree agrees on"
@@ -60,11 +64,7 @@ def test_large_batches_run_in_slices_with_bit_identical_answers(trained: Trained
     sliced = DrugModel.load(
         folder, threads=OrtThreads(per_call=1, large_batch=3, large_batch_rows=64)
     )
-    rows = [line.split(",") for line in DATA.read_text().splitlines()[1:]]
-    patients = [
-        Patient(Age=int(a), Sex=s, BP=b, Cholesterol=c, Na_to_K=float(n))  # type: ignore[arg-type]
-        for a, s, b, c, n, _ in rows
-    ]
+    patients = _dataset_patients()
     for batch in (patients[:63], patients[:64], patients[:65], patients):
         expected, got = single.predict(batch), sliced.predict(batch)
         assert got.labels == expected.labels
@@ -72,6 +72,18 @@ def test_large_batches_run_in_slices_with_bit_identical_answers(trained: Trained
         assert np.array_equal(got.probabilities, expected.probabilities)
     alone = np.concatenate([single.predict_one(p).probabilities for p in patients])
     assert np.array_equal(sliced.predict(patients).probabilities, alone)
+    # More slices than patients: each slice gets one, none is an empty call.
+    fine = DrugModel.load(folder, threads=OrtThreads(large_batch=8, large_batch_rows=1))
+    session, sizes = fine.session, []
+
+    class Counting:
+        def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            sizes.append(len(feeds["Age"]))
+            return session.run(outputs, feeds)
+
+    fine.session = Counting()  # type: ignore[assignment]
+    assert np.array_equal(fine.predict(patients[:3]).probabilities, alone[:3])
+    assert sorted(sizes) == [1, 1, 1]
     # The slices beyond the first ran on the batch threads.
     names = {thread.name for thread in threading.enumerate()}
     assert {"ort-batch_0", "ort-batch_1"} <= names
