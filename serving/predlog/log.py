@@ -123,6 +123,7 @@ class _WriterProcess:
         self.sent: deque[list[Pending]] = deque()
         self.failing = False  # the database fails: it retries, and must be told to give up
         self.dead = False  # a frame could not be written to it
+        self.told = False  # it was told to give up (SIGUSR1)
         write_frame(self.frames, msgspec.msgpack.encode(config))
 
     def close_input(self) -> None:
@@ -138,12 +139,9 @@ class _WriterProcess:
         failure is checked again on every poll.
         """
         deadline = time.monotonic() + timeout
-        told = False
         while True:
-            if self.failing and not told:
-                told = True
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.send_signal(signal.SIGUSR1)
+            if self.failing:
+                self.give_up()
             try:
                 self.process.wait(POLL_S)
                 return
@@ -153,6 +151,13 @@ class _WriterProcess:
         logger.error("prediction log writer did not finish within %.0f s", timeout)
         self.process.kill()
         self.process.wait()
+
+    def give_up(self) -> None:
+        """Tell it (once) to stop retrying: one last attempt, then it reports the rows lost."""
+        if not self.told:
+            self.told = True
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGUSR1)
 
     def alive(self) -> bool:
         """Whether frames can still be sent to it."""
@@ -227,7 +232,7 @@ class PredictionLog:
         The bound counts rows (patients), queued or sent and not yet written: the worker holds
         their objects until the writer reports them, and one request may carry 1,000.
         """
-        rows = 1 if isinstance(patients, Patient) else len(patients)
+        rows = len(labels)  # one label per patient
         if self._rows_in - self._rows_done + rows > self.queue_size:
             self._drop(rows)
             return
@@ -300,11 +305,17 @@ class PredictionLog:
         if shipper is None:
             return
         self._stopping = True
+        self._give_up_if_failing()  # else a full pipe would keep the shipper waiting
         self._wake.set()
         shipper.join(timeout)
         if shipper.is_alive():  # pragma: no cover - a writer that hangs for `timeout`
             logger.error("prediction log shipper did not finish within %.0f s", timeout)
         self._shipper = None
+
+    def _give_up_if_failing(self) -> None:
+        writer = self._writer
+        if self._stopping and writer is not None and writer.failing:
+            writer.give_up()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything accepted so far is committed (for tests and shutdown)."""
@@ -354,6 +365,9 @@ class PredictionLog:
                         continue
                     if not self._queue and (writer is None or not writer.sent):
                         break  # nothing to write: a new writer can wait for work
+                    if stopping and writer is not None and writer.told:
+                        self._give_up_queue("the database still fails")
+                        break
                     if stopping and starts_while_stopping >= MAX_STARTS_WHEN_STOPPING:
                         self._give_up_queue("the writer process keeps exiting")
                         break
@@ -488,6 +502,7 @@ class PredictionLog:
             self._finished(report.requests, sum(_rows(pending) for pending in frame))
         elif report.kind == "failed":
             writer.failing = True
+            self._give_up_if_failing()  # the failure came in while stopping
             logger.error(
                 "prediction log write failed (%d rows kept for retry): %s",
                 report.rows,
@@ -504,8 +519,7 @@ class PredictionLog:
 
 
 def _rows(pending: Pending) -> int:
-    patients = pending[3]
-    return 1 if isinstance(patients, Patient) else len(patients)
+    return len(pending[4])  # one label per patient
 
 
 def prediction_log(settings: Settings, registry: CollectorRegistry) -> PredictionLog | None:

@@ -44,6 +44,11 @@ class GiveUpError(BaseException):
 class _GiveUp:
     requested = False
     sleeping = False
+    parent = 0  # the worker's pid: a new parent means the worker died without telling us
+
+    @classmethod
+    def due(cls) -> bool:
+        return cls.requested or os.getppid() != cls.parent
 
 
 def _on_give_up(signum: int, frame: FrameType | None) -> None:
@@ -66,8 +71,11 @@ class Writer:
         self.encoder = msgspec.msgpack.Encoder()
 
     def report(self, kind: ReportKind, requests: int = 0, rows: int = 0, message: str = "") -> None:
-        """Tell the worker (its reporter thread logs and counts)."""
-        _write_frame(self.reports_fd, self.encoder.encode(Report(kind, requests, rows, message)))
+        """Tell the worker (its reporter thread logs and counts); nothing if it is gone."""
+        with contextlib.suppress(BrokenPipeError):
+            _write_frame(
+                self.reports_fd, self.encoder.encode(Report(kind, requests, rows, message))
+            )
 
     def run(self) -> None:
         """Until the worker closes the pipe: read a frame, write it, report."""
@@ -124,7 +132,7 @@ class Writer:
             if not self.failing:
                 self.failing = True
                 self.report("failed", requests, len(rows), error)
-            if not _GiveUp.requested:
+            if not _GiveUp.due():
                 try:
                     _GiveUp.sleeping = True
                     time.sleep(backoff)
@@ -197,6 +205,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _on_give_up)
+    _GiveUp.parent = os.getppid()
     # Reports get their own descriptor; anything printed by mistake goes to stderr instead of
     # corrupting them.
     reports_fd = os.dup(sys.stdout.fileno())

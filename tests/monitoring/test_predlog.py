@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from drugclf.contract import Patient
 from serving.predlog import log as log_module
 from serving.predlog.backends import Filters, PredictionLogError, SqliteBackend, open_backend
 from serving.predlog.log import LogMetrics, PredictionLog
+from tests.support import ROOT
 
 P1 = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
 P2 = Patient(Age=61, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=25.4)
@@ -318,3 +320,64 @@ def test_a_writer_that_cannot_run_costs_records_not_the_shutdown(
     assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 4
     assert log.backend.count(Filters()) == (0, 0)
     assert "4 rows lost with the writer process (exit status 3)" in caplog.text
+
+
+def test_stop_is_prompt_when_the_database_fails_and_the_pipe_is_full(tmp_path: Path) -> None:
+    # The writer retries the first frame and reads no more; the shipper blocks on the full
+    # pipe. stop() must still end quickly, count every row, and leave no writer behind.
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+    log.start()
+    backend = log.backend
+    with backend.session() as conn:
+        conn.execute("DROP TABLE predictions")
+        conn.commit()
+    many = np.repeat(PROBS, 1000, axis=0)
+    for i in range(6):
+        log.record(f"r{i}", "v1", [P1] * 1000, ["DrugA"] * 1000, many, time.perf_counter())
+    time.sleep(1.0)  # the writer has failed and the shipper is stuck on the pipe
+    pid = log.writer_pid
+    assert pid is not None
+    started = time.monotonic()
+    log.stop(timeout=20.0)
+    assert time.monotonic() - started < 10
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 6000
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+ORPHAN_SCRIPT = """
+import sys, os, time
+from tests.monitoring.test_predlog import make_log, P1, PROBS
+log, _ = make_log("sqlite:///" + sys.argv[1])
+log.start()
+with log.backend.session() as conn:
+    conn.execute("DROP TABLE predictions")
+    conn.commit()
+log.record("r", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+time.sleep(1.0)
+print(log.writer_pid, flush=True)
+os._exit(0)
+"""
+
+
+def test_a_writer_left_retrying_by_a_dead_worker_exits(tmp_path: Path) -> None:
+    # The worker dies (SIGKILL, OOM) while the writer retries a failing database: the writer
+    # notices its new parent, makes a last attempt and exits instead of retrying forever.
+    done = subprocess.run(
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path / "p.db")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    pid = int(done.stdout.split()[-1])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail("the writer was still retrying 15 s after its worker died")
