@@ -10,12 +10,16 @@ worker exists: never a server that answers 500 later.
 # ruff: noqa: PLC0415
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
 import sys
 import tempfile
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
 
 EXIT_BAD_CONFIG: Final = 2
 logger = logging.getLogger("serving")
@@ -33,6 +37,12 @@ def main() -> int:
         logger.error("cannot start: %s", exc)
         return EXIT_BAD_CONFIG
     logs.configure(settings.log_level, settings.log_format)
+    if settings.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        logger.error(
+            "cannot start: DRUGCLF_EVENT_LOOP is uvloop but uvloop is not installed "
+            "(install the serve extra, or set DRUGCLF_EVENT_LOOP=asyncio)"
+        )
+        return EXIT_BAD_CONFIG
     workers = settings.worker_count()
     metrics_dir = _share_metrics_between(workers)
     try:
@@ -60,7 +70,7 @@ def main() -> int:
             extra={"model_version": model.version},
         )
         del model
-        _run(settings.server, settings.host, settings.port, workers, settings.log_level)
+        _run(settings, workers)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -76,31 +86,33 @@ def _share_metrics_between(workers: int) -> str | None:
     return path
 
 
-def _run(server: str, host: str, port: int, workers: int, log_level: str) -> None:
+def _run(settings: Settings, workers: int) -> None:
     target = "serving.app:create_app_from_env"
-    if server == "uvicorn":
+    if settings.server == "uvicorn":
         import uvicorn  # only in the dev group: used to compare against granian
 
         uvicorn.run(
             target,
             factory=True,
-            host=host,
-            port=port,
+            host=settings.host,
+            port=settings.port,
             workers=workers,
+            loop=settings.event_loop,
             log_config=None,
             access_log=False,
-            log_level=log_level.lower(),
+            log_level=settings.log_level.lower(),
         )
         return
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
     from granian.server import Server
 
     Server(
         target,
-        address=host,
-        port=port,
+        address=settings.host,
+        port=settings.port,
         interface=Interfaces.ASGI,
+        loop=Loops(settings.event_loop),
         workers=workers,
         factory=True,
         log_level=LogLevels.warning,

@@ -6,6 +6,7 @@ bytes. Domain errors become HTTP answers in ``serving.handlers`` (one place, one
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -108,11 +109,13 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # Refuse to start on a bad artifact: raising here aborts the server's startup.
         model = holder.load_current()
+        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # uvloop or asyncio
         logger.info(
-            "serving model %s from %s",
+            "serving model %s from %s (event loop: %s)",
             model.version,
             model.path,
-            extra={"model_version": model.version},
+            loop,
+            extra={"model_version": model.version, "event_loop": loop},
         )
         async with holder.watching(settings.reload_interval):
             if predlog is None:

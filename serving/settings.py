@@ -19,6 +19,7 @@ ENV_PREFIX: Final = "DRUGCLF_"
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 AsgiServer = Literal["granian", "uvicorn"]
+EventLoop = Literal["uvloop", "asyncio"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Worker processes; 0 means one per CPU core."""
     server: AsgiServer = "granian"
     """ASGI server that ``python -m serving`` runs (granian measured faster, see docs)."""
+    event_loop: EventLoop = "uvloop"
+    """The workers' asyncio event loop: ``uvloop`` (libuv, in C) or the standard library's."""
     log_level: LogLevel = "INFO"
     """Root log level."""
     log_format: LogFormat = "json"

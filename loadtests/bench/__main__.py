@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=int(str(server_settings["workers"])),
             wrk_threads=args.wrk_threads,
             access_log=bool(server_settings["access_log"]),
+            event_loop=str(server_settings["event_loop"]),
             prediction_log=(
                 None
                 if server_settings["prediction_log"] is None

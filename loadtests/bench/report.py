@@ -38,6 +38,7 @@ class Settings(msgspec.Struct, frozen=True):
     wrk_threads: int
     access_log: bool
     prediction_log: bool | None = None
+    event_loop: str = "asyncio"
 
 
 class Report(msgspec.Struct):
@@ -273,6 +274,7 @@ def _http_section(http: HttpResult, settings: Settings) -> list[str]:
         "## 2. HTTP: `/predict` against the model-free reference, with wrk",
         "",
         f"The production server (`python -m serving`, granian, {settings.workers} workers, "
+        f"{settings.event_loop} event loop, "
         f"access log {_on(settings.access_log)}, prediction log {_on(settings.prediction_log)}) "
         "on loopback; wrk with "
         f"{settings.wrk_threads} thread(s), {settings.duration_s:g} s per run. Bodies: 200 "

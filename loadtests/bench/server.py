@@ -177,6 +177,7 @@ class ServerProcess:
             "access_log": settings.access_log,
             "prediction_log": getattr(settings, "prediction_log", None),
             "log_format": settings.log_format,
+            "event_loop": settings.event_loop,
         }
 
     def stop(self) -> None:

@@ -43,8 +43,10 @@ def call(
 
 
 @contextmanager
-def server(artifacts: Path, workers: int = 1, **env: str) -> Iterator[int]:
+def server(artifacts: Path, workers: int = 1, log: Path | None = None, **env: str) -> Iterator[int]:
+    """The server on a free port; its log goes to ``log`` when given."""
     port = free_port()
+    log_file = log.open("wb") if log is not None else None
     environment = {
         **os.environ,
         "DRUGCLF_ARTIFACTS_DIR": str(artifacts),
@@ -59,13 +61,15 @@ def server(artifacts: Path, workers: int = 1, **env: str) -> Iterator[int]:
         cwd=ROOT,
         env=environment,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE if log is None else log_file,
         start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert process.poll() is None, (
+                process.stderr.read().decode() if process.stderr else log and log.read_text()
+            )
             try:
                 if call(port, "/ready")[0] == 200:
                     break
@@ -83,6 +87,8 @@ def server(artifacts: Path, workers: int = 1, **env: str) -> Iterator[int]:
             process.wait()
         if process.stderr:
             process.stderr.close()
+        if log_file is not None:
+            log_file.close()
 
 
 def test_real_server_answers(trained: Trained) -> None:
@@ -96,6 +102,43 @@ def test_real_server_answers(trained: Trained) -> None:
         status, _, error = call(port, "/predict", {**PATIENT, "Age": "45"})
         assert status == 422 and error["field"] == "Age"
         assert call(port, "/health")[2]["model_loaded"] is True
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_event_loop_setting(trained: Trained, loop: str, tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    with server(trained.artifacts_dir, workers=1, log=log, DRUGCLF_EVENT_LOOP=loop) as port:
+        assert call(port, "/predict", PATIENT)[0] == 200
+    started = [
+        record
+        for record in map(json.loads, log.read_text().splitlines())
+        if record["message"].startswith("serving model")
+    ]
+    assert [record["event_loop"] for record in started] == [loop]
+
+
+def test_missing_uvloop_refuses_to_start() -> None:
+    # As if uvloop were not installed: find_spec answers None for it.
+    script = (
+        "import importlib.util, sys\n"
+        "find = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'uvloop' else find(name, *a)\n"
+        "from serving.__main__ import main\n"
+        "sys.exit(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "DRUGCLF_EVENT_LOOP": "uvloop", "DRUGCLF_PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    (record,) = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert "DRUGCLF_EVENT_LOOP" in record["message"]
+    assert "uvloop is not installed" in record["message"]
 
 
 def test_every_worker_reloads(
