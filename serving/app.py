@@ -179,7 +179,8 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
         """
         started = time.perf_counter()
         check_json_content_type(request.scope["headers"])
-        patients = codec.decode(await request.body())
+        received = await request.body()
+        patients = codec.decode(received)
         model = _model()
         # The one place results are produced (a prediction log hooks in here).
         if isinstance(patients, Patient):
@@ -201,7 +202,7 @@ def create_app(settings: Settings) -> Litestar:  # noqa: PLR0915 - the routes ar
             predlog.record(
                 state.get("request_id"),
                 model.version,
-                patients,
+                received,
                 result.labels,
                 result.probabilities,
                 started,

@@ -1,11 +1,16 @@
 """The prediction log, worker side: a bounded in-memory queue and a writer process per worker.
 
-The request path calls ``record()``: a length check and a ``deque.append`` of one tuple per
-request (thread-safe in CPython, no lock, no I/O). A shipper thread wakes every
-``flush_interval`` seconds, drains the queue and sends it, a frame of up to ``FRAME_ROWS`` rows
-at a time, to the worker's writer process (``serving.predlog.writer``), which expands the
-requests into rows and commits them; a reporter thread reads back what was written. The shipper
-only encodes (msgspec, in C); the database work, and the GIL it would take, are in the writer.
+The request path calls ``record()``: a length check, the request encoded at once into its wire
+form (msgspec, in C: the body it received, the labels and the probabilities' bytes; about 2 µs
+for one patient) and a ``deque.append`` (thread-safe in CPython, no lock, no I/O). The queue
+holds bytes, not the request's objects, so nothing the worker keeps is tracked by the garbage
+collector. A shipper thread wakes every ``flush_interval`` seconds and sends the queue, a frame
+of up to ``FRAME_ROWS`` rows at a time, to the worker's writer process
+(``serving.predlog.writer``), which decodes the patients, expands the requests into rows and
+commits them; a reporter thread reads back what was written. The shipper only concatenates
+encoded requests: it holds the GIL for microseconds, so it never stalls the event loop (it used
+to encode a whole frame there: a burst of milliseconds). The database work, and the GIL it
+would take, are in the writer.
 ``stop()`` (the lifespan's exit, on SIGTERM/SIGINT) ships everything accepted, closes the pipe
 and waits for the writer to commit and exit.
 
@@ -39,7 +44,6 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from drugclf.contract import Patient
 from serving.predlog.backends import Backend, PredictionLogError, open_backend
 from serving.predlog.wire import LoggedRequest, Report, WriterConfig, read_frame, write_frame
 from serving.settings import Settings
@@ -56,17 +60,8 @@ MAX_STARTS_WHEN_STOPPING: Final = 2
 _ROOT: Final = Path(__file__).resolve().parents[2]  # the folder holding the serving package
 WRITER_COMMAND: Final = [sys.executable, "-m", "serving.predlog.writer"]
 
-# (unix time, request id, model version, patients (one or a list), labels, probabilities [N, 5],
-# latency in ms). A tuple, not an object: it is the only allocation the request path pays.
-Pending: TypeAlias = tuple[
-    float,
-    str | None,
-    str,
-    Patient | Sequence[Patient],
-    Sequence[str],
-    npt.NDArray[np.float32],
-    float,
-]
+# One queued request: its encoded ``LoggedRequest`` and its number of rows (patients).
+Pending: TypeAlias = tuple[msgspec.Raw, int]
 
 
 class LogMetrics:
@@ -92,14 +87,6 @@ class LogMetrics:
         )
         self.dropped_full = self.dropped.labels("queue_full")
         self.dropped_error = self.dropped.labels("write_error")
-
-
-def to_wire(pending: Pending) -> LoggedRequest:
-    """The frame form of one queued request (in the shipper thread, not the request path)."""
-    ts, request_id, version, patients, labels, probabilities, latency_ms = pending
-    batch = [patients] if isinstance(patients, Patient) else list(patients)
-    values = np.ascontiguousarray(probabilities, dtype=np.float32).tobytes()
-    return LoggedRequest(ts, request_id, version, batch, list(labels), values, latency_ms)
 
 
 class _WriterProcess:
@@ -214,7 +201,9 @@ class PredictionLog:
         self._processed = 0  # requests written or given up; under _progress
         self._progress = threading.Condition()
         self._last_warning = 0.0
-        self._encoder = msgspec.msgpack.Encoder()
+        # One encoder per thread: the request path's and the shipper's.
+        self._record_encoder = msgspec.msgpack.Encoder()
+        self._frame_encoder = msgspec.msgpack.Encoder()
 
     # The request path ------------------------------------------------------------------
 
@@ -222,31 +211,31 @@ class PredictionLog:
         self,
         request_id: str | None,
         version: str,
-        patients: Patient | Sequence[Patient],
+        body: bytes,
         labels: Sequence[str],
         probabilities: npt.NDArray[np.float32],
         started: float,
     ) -> None:
         """Enqueue one request's predictions (``started`` is its ``time.perf_counter()``).
 
-        The bound counts rows (patients), queued or sent and not yet written: the worker holds
-        their objects until the writer reports them, and one request may carry 1,000.
+        ``body`` is the request body the codec accepted (one patient or an array), ``labels``
+        and ``probabilities`` the answers in the same order. The bound counts rows (patients),
+        queued or sent and not yet written: one request may carry 1,000.
         """
         rows = len(labels)  # one label per patient
         if self._rows_in - self._rows_done + rows > self.queue_size:
             self._drop(rows)
             return
-        self._queue.append(
-            (
-                time.time(),
-                request_id,
-                version,
-                patients,
-                labels,
-                probabilities,
-                (time.perf_counter() - started) * 1000.0,
-            )
+        logged = LoggedRequest(
+            time.time(),
+            request_id,
+            version,
+            body if self.record_inputs else b"",
+            list(labels),
+            np.asarray(probabilities, dtype=np.float32).tobytes(),
+            (time.perf_counter() - started) * 1000.0,
         )
+        self._queue.append((msgspec.Raw(self._record_encoder.encode(logged)), rows))
         self._accepted += 1
         self._rows_in += rows
 
@@ -400,8 +389,8 @@ class PredictionLog:
         while queue and rows < FRAME_ROWS:
             pending = queue.popleft()
             taken.append(pending)
-            rows += _rows(pending)
-        frame = self._encoder.encode([to_wire(pending) for pending in taken])
+            rows += pending[1]
+        frame = self._frame_encoder.encode([encoded for encoded, _ in taken])
         with self._progress:
             writer.sent.append(taken)
         try:
@@ -519,7 +508,7 @@ class PredictionLog:
 
 
 def _rows(pending: Pending) -> int:
-    return len(pending[4])  # one label per patient
+    return pending[1]
 
 
 def prediction_log(settings: Settings, registry: CollectorRegistry) -> PredictionLog | None:

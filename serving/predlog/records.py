@@ -9,7 +9,7 @@ from typing import Any, Final, TypeAlias
 
 import msgspec
 
-from drugclf.contract import CLASSES
+from drugclf.contract import CLASSES, Patient
 from serving.predlog.wire import LoggedRequest
 
 INPUT_COLUMNS: Final = ("age", "sex", "bp", "cholesterol", "na_to_k")
@@ -28,6 +28,7 @@ COLUMNS: Final = (
     "worker",
 )
 _NO_INPUTS: Final = (None,) * (len(INPUT_COLUMNS) + len(PROBABILITY_COLUMNS))
+_PATIENTS: Final = msgspec.json.Decoder(Patient | list[Patient])
 
 Row: TypeAlias = tuple[Any, ...]
 
@@ -39,18 +40,24 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
     ids, version, class and latency are kept. ``worker`` names the process (host:pid).
 
     Raises:
-        ValueError: the probabilities are not one row of every class per patient.
+        ValueError: the body is not the patients of the labels, or the probabilities are not one
+            row of every class per patient.
     """
     ts, request_id, version = request.ts, request.request_id, request.version
-    latency_ms, labels, patients = request.latency_ms, request.labels, request.patients
-    size = len(patients)
-    if len(labels) != size:
-        raise ValueError(f"{len(labels)} labels for {size} patients")
+    latency_ms, labels = request.latency_ms, request.labels
+    size = len(labels)
     if not with_inputs:
         return [
             (ts, request_id, i, size, version, label, latency_ms, *_NO_INPUTS, worker)
             for i, label in enumerate(labels)
         ]
+    try:
+        decoded = _PATIENTS.decode(request.body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
+        raise ValueError(f"the request body is not patients: {exc}") from None
+    patients = [decoded] if isinstance(decoded, Patient) else decoded
+    if len(patients) != size:
+        raise ValueError(f"{size} labels for {len(patients)} patients")
     k = len(CLASSES)
     flat = memoryview(request.probabilities).cast("f").tolist()
     if len(flat) != size * k:

@@ -13,8 +13,6 @@ from typing import Final, Literal
 
 import msgspec
 
-from drugclf.contract import Patient
-
 _HEADER: Final = struct.Struct("<I")
 
 
@@ -34,12 +32,15 @@ class WriterConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LoggedRequest(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """One answered request: its patients in order, with a label and probabilities each."""
+    """One answered request: its body, and a label and probabilities for each of its patients."""
 
     ts: float
     request_id: str | None
     version: str
-    patients: list[Patient]
+    body: bytes
+    """The request body as received: JSON, one patient or an array of them, which the worker's
+    strict decoder accepted. The writer decodes it again (with the same contract), so the request
+    path never copies the patients. Empty when inputs are not recorded."""
     labels: list[str]
     probabilities: bytes
     """float32, one row per patient, the classes in the contract's order."""

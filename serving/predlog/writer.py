@@ -111,7 +111,7 @@ class Writer:
                     )
                 )
             except ValueError as exc:
-                self.report("malformed", 1, len(request.patients), str(exc))
+                self.report("malformed", 1, len(request.labels), str(exc))
         return rows
 
     def write_until_done(self, rows: list[Row], requests: int) -> None:

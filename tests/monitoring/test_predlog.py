@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
@@ -22,9 +23,15 @@ from serving.predlog.backends import Filters, PredictionLogError, SqliteBackend,
 from serving.predlog.log import LogMetrics, PredictionLog
 from tests.support import ROOT
 
-P1 = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
-P2 = Patient(Age=61, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=25.4)
+# Request bodies, as /predict receives them: one patient, or an array (``batch``).
+P1 = msgspec.json.encode(Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5))
+P2 = msgspec.json.encode(Patient(Age=61, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=25.4))
 PROBS = np.array([[0.7, 0.1, 0.1, 0.05, 0.05]], dtype=np.float32)
+
+
+def batch(*bodies: bytes) -> bytes:
+    """The body of a batch of these patients."""
+    return b"[" + b",".join(bodies) + b"]"
 
 
 def make_log(url: str, **options: object) -> tuple[PredictionLog, CollectorRegistry]:
@@ -44,7 +51,12 @@ def test_single_and_batch_become_one_row_per_patient(log_url: str) -> None:
     log.start()
     log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
     log.record(
-        "r2", "v1", [P1, P2], ["DrugA", "DrugY"], np.repeat(PROBS, 2, axis=0), time.perf_counter()
+        "r2",
+        "v1",
+        batch(P1, P2),
+        ["DrugA", "DrugY"],
+        np.repeat(PROBS, 2, axis=0),
+        time.perf_counter(),
     )
     assert log.flush()
     log.stop()
@@ -62,7 +74,12 @@ def test_inputs_off_stores_no_inputs_or_probabilities(log_url: str) -> None:
     log, _ = make_log(log_url, record_inputs=False)
     log.start()
     log.record(
-        "r1", "v1", [P1, P2], ["DrugA", "DrugY"], np.repeat(PROBS, 2, axis=0), time.perf_counter()
+        "r1",
+        "v1",
+        batch(P1, P2),
+        ["DrugA", "DrugY"],
+        np.repeat(PROBS, 2, axis=0),
+        time.perf_counter(),
     )
     log.stop()
     rows = log.backend.recent(Filters(), 10, None)
@@ -90,7 +107,12 @@ def test_full_queue_drops_new_records_and_counts_them(
     for _ in range(3):
         log.record(None, "v1", P1, ["DrugA"], PROBS, time.perf_counter())
     log.record(
-        None, "v1", [P1, P2], ["DrugA", "DrugB"], np.repeat(PROBS, 2, axis=0), time.perf_counter()
+        None,
+        "v1",
+        batch(P1, P2),
+        ["DrugA", "DrugB"],
+        np.repeat(PROBS, 2, axis=0),
+        time.perf_counter(),
     )
     log.stop()
     assert sample(registry, "drugclf_prediction_log_dropped_total", reason="queue_full") == 2
@@ -277,7 +299,8 @@ def test_a_large_batch_is_stored_row_for_row(log_url: str) -> None:
     labels = [("DrugA", "DrugB", "DrugC", "DrugX", "DrugY")[i % 5] for i in range(n)]
     log, _ = make_log(log_url)
     log.start()
-    log.record("big", "v1", patients, labels, probabilities, time.perf_counter())
+    body = msgspec.json.encode(patients)
+    log.record("big", "v1", body, labels, probabilities, time.perf_counter())
     log.stop()
     rows = sorted(log.backend.recent(Filters(), 1000, None), key=lambda row: row[3])
     assert [row[3] for row in rows] == list(range(n))  # batch_index
@@ -288,20 +311,43 @@ def test_a_large_batch_is_stored_row_for_row(log_url: str) -> None:
 
 
 def test_the_queue_bound_counts_patients_not_requests(tmp_path: Path) -> None:
-    # A worker holds every queued patient's objects: ten requests of 1,000 patients must not
+    # A worker holds every queued patient (encoded): ten requests of 1,000 patients must not
     # fit where ten single patients do.
     log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}", queue_size=10, flush_interval=60.0)
     log.start()
     eight = np.repeat(PROBS, 8, axis=0)
-    log.record("r1", "v1", [P1] * 8, ["DrugA"] * 8, eight, time.perf_counter())
-    log.record("r2", "v1", [P2] * 3, ["DrugY"] * 3, eight[:3], time.perf_counter())  # 11 > 10
+    log.record("r1", "v1", batch(*[P1] * 8), ["DrugA"] * 8, eight, time.perf_counter())
+    log.record(
+        "r2", "v1", batch(*[P2] * 3), ["DrugY"] * 3, eight[:3], time.perf_counter()
+    )  # 11 > 10
     log.record("r3", "v1", P2, ["DrugY"], PROBS, time.perf_counter())  # 9 <= 10
     assert log.flush()
     # Written rows no longer count: the queue takes 10 more.
-    log.record("r4", "v1", [P1] * 8, ["DrugA"] * 8, eight, time.perf_counter())
+    log.record("r4", "v1", batch(*[P1] * 8), ["DrugA"] * 8, eight, time.perf_counter())
     log.stop()
     assert sample(registry, "drugclf_prediction_log_dropped_total", reason="queue_full") == 3
     assert log.backend.count(Filters()) == (17, 3)
+
+
+def test_a_request_the_writer_cannot_expand_is_counted_and_the_rest_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug in the worker (a body that does not hold the labelled patients) must cost only that
+    # request's rows, counted and logged, never the frame it came in.
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+    log.start()
+    log.record("ok1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.record(
+        "two", "v1", P1, ["DrugA", "DrugY"], np.repeat(PROBS, 2, axis=0), time.perf_counter()
+    )
+    log.record("junk", "v1", b"{not json", ["DrugA"], PROBS, time.perf_counter())
+    log.record("ok2", "v1", P2, ["DrugY"], PROBS, time.perf_counter())
+    assert log.flush()
+    log.stop()
+    assert sorted(row[2] for row in log.backend.recent(Filters(), 10, None)) == ["ok1", "ok2"]
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 3
+    assert "2 labels for 1 patients" in caplog.text
+    assert "the request body is not patients" in caplog.text
 
 
 def test_a_writer_that_cannot_run_costs_records_not_the_shutdown(
@@ -333,7 +379,7 @@ def test_stop_is_prompt_when_the_database_fails_and_the_pipe_is_full(tmp_path: P
         conn.commit()
     many = np.repeat(PROBS, 1000, axis=0)
     for i in range(6):
-        log.record(f"r{i}", "v1", [P1] * 1000, ["DrugA"] * 1000, many, time.perf_counter())
+        log.record(f"r{i}", "v1", batch(*[P1] * 1000), ["DrugA"] * 1000, many, time.perf_counter())
     time.sleep(1.0)  # the writer has failed and the shipper is stuck on the pipe
     pid = log.writer_pid
     assert pid is not None
