@@ -5,6 +5,7 @@ Imports msgspec only: the writer process loads this module and must start fast.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Final, TypeAlias
 
 import msgspec
@@ -29,6 +30,8 @@ COLUMNS: Final = (
 )
 _NO_INPUTS: Final = (None,) * (len(INPUT_COLUMNS) + len(PROBABILITY_COLUMNS))
 _PATIENTS: Final = msgspec.json.Decoder(Patient | list[Patient])
+_ONE_ROW: Final = struct.Struct(f"={len(CLASSES)}f")
+"""One patient's probabilities: float32 in the worker's byte order (``ndarray.tobytes``)."""
 
 Row: TypeAlias = tuple[Any, ...]
 
@@ -55,7 +58,31 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
         decoded = _PATIENTS.decode(request.body)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
         raise ValueError(f"the request body is not patients: {exc}") from None
-    patients = [decoded] if isinstance(decoded, Patient) else decoded
+    if isinstance(decoded, Patient):
+        # One patient: most requests, so no loop and no list of floats.
+        if size != 1:
+            raise ValueError(f"{size} labels for 1 patients")
+        if len(request.probabilities) != _ONE_ROW.size:
+            raise ValueError(f"{len(request.probabilities)} bytes of probabilities for 1 patient")
+        return [
+            (
+                ts,
+                request_id,
+                0,
+                1,
+                version,
+                labels[0],
+                latency_ms,
+                decoded.Age,
+                decoded.Sex,
+                decoded.BP,
+                decoded.Cholesterol,
+                decoded.Na_to_K,
+                *_ONE_ROW.unpack(request.probabilities),
+                worker,
+            )
+        ]
+    patients = decoded
     if len(patients) != size:
         raise ValueError(f"{size} labels for {len(patients)} patients")
     k = len(CLASSES)

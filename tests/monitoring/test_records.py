@@ -1,0 +1,60 @@
+"""Expanding a logged request into rows (the writer process's side, without a database)."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import pytest
+
+from drugclf.contract import Patient
+from serving.predlog.records import COLUMNS, expand
+from serving.predlog.wire import LoggedRequest
+
+PATIENT = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
+PROBS = np.array([[0.7, 0.1, 0.1, 0.05, 0.05]], dtype=np.float32)
+
+
+def logged(body: bytes, labels: list[str], probabilities: bytes) -> LoggedRequest:
+    return LoggedRequest(1.5, "r1", "v1", body, labels, probabilities, 0.25)
+
+
+def test_one_patient_and_a_batch_of_one_give_the_same_row() -> None:
+    # A single patient takes a shortcut; it must not store anything the general path would not.
+    one = expand(
+        logged(msgspec.json.encode(PATIENT), ["DrugA"], PROBS.tobytes()),
+        with_inputs=True,
+        worker="w",
+    )
+    batch = expand(
+        logged(msgspec.json.encode([PATIENT]), ["DrugA"], PROBS.tobytes()),
+        with_inputs=True,
+        worker="w",
+    )
+    assert one == batch
+    (row,) = one
+    assert len(row) == len(COLUMNS)
+    assert row[7:12] == (45, "M", "HIGH", "NORMAL", 15.5)
+    assert row[12:17] == tuple(float(p) for p in PROBS[0])  # float32 values, exactly
+    assert row[-1] == "w"
+
+
+@pytest.mark.parametrize(
+    ("body", "labels", "probabilities", "message"),
+    [
+        (msgspec.json.encode(PATIENT), ["DrugA"], PROBS.tobytes()[:-4], "bytes of probabilities"),
+        (msgspec.json.encode([PATIENT] * 2), ["DrugA"] * 2, PROBS.tobytes(), "probabilities for"),
+        (msgspec.json.encode([PATIENT] * 2), ["DrugA"], PROBS.tobytes(), "1 labels for 2"),
+        (b'{"Age": "45"}', ["DrugA"], PROBS.tobytes(), "the request body is not patients"),
+    ],
+)
+def test_a_request_that_does_not_add_up_is_refused(
+    body: bytes, labels: list[str], probabilities: bytes, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        expand(logged(body, labels, probabilities), with_inputs=True, worker="w")
+
+
+def test_without_inputs_the_body_is_not_needed() -> None:
+    rows = expand(logged(b"", ["DrugA", "DrugY"], b""), with_inputs=False, worker="w")
+    assert [(row[2], row[3], row[5]) for row in rows] == [(0, 2, "DrugA"), (1, 2, "DrugY")]
+    assert all(value is None for row in rows for value in row[7:17])
