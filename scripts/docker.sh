@@ -135,8 +135,10 @@ cmd_test() {
   # shellcheck disable=SC2064 # expand now: the trap must remove this very container
   trap "'$ENGINE' rm -f '$name' >/dev/null 2>&1 || true" EXIT
 
-  log "starting $name on $url"
-  quiet "$ENGINE" run -d --name "$name" -p "127.0.0.1:${port}:8000" "$IMAGE"
+  # With a CPU quota, as a container usually runs: the server must start one worker per CPU of
+  # the quota, not one per core of the host that the container still sees.
+  log "starting $name on $url (--cpus 1)"
+  quiet "$ENGINE" run -d --cpus 1 --name "$name" -p "127.0.0.1:${port}:8000" "$IMAGE"
 
   started=$SECONDS
   until [ "$(http GET "$url/ready" | cut -d' ' -f1)" = 200 ]; do
@@ -151,6 +153,11 @@ cmd_test() {
     sleep 1
   done
   log "ready after $((SECONDS - started)) s"
+
+  local starting
+  starting=$("$ENGINE" logs "$name" 2>&1 | grep -o 'with [0-9]* worker(s)' | head -1)
+  [ "$starting" = "with 1 worker(s)" ] || die "under --cpus 1 the server started ${starting:-?}"
+  log "under --cpus 1 it started $starting"
 
   # The image's own HEALTHCHECK (python + urllib, no curl). Docker runs it on its schedule;
   # podman runs it from systemd timers, which a container host may lack, so run it directly.

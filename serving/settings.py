@@ -14,6 +14,8 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from serving.cpus import available_cpus
+
 ENV_PREFIX: Final = "DRUGCLF_"
 
 LogFormat = Literal["json", "text"]
@@ -162,13 +164,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         )
 
     def worker_count(self) -> int:
-        """Workers to start: the setting, or one per CPU core this process may run on."""
+        """Workers to start: the setting, or one per CPU this process may use.
+
+        Those are the cores of its CPU set (a container's, a taskset's), not the host's, capped
+        by a cgroup CPU quota (``docker run --cpus``, a Kubernetes limit): see ``serving.cpus``.
+        """
         if self.workers > 0:
             return self.workers
-        # The cores of this process's CPU set (a container's, a taskset's), not the host's.
-        if hasattr(os, "sched_getaffinity"):
-            return len(os.sched_getaffinity(0)) or 1
-        return os.cpu_count() or 1  # pragma: no cover - platforms without sched_getaffinity
+        return available_cpus()
 
 
 def _dec_hook(type_: type, value: Any) -> Any:
