@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -28,6 +28,10 @@ class UnauthorizedError(ServingError):
 
     status_code = 401
     code = "unauthorized"
+    # RFC 9110: a 401 names the scheme that would be accepted.
+    headers: ClassVar[dict[str, str] | None] = {
+        "WWW-Authenticate": 'Bearer realm="drug-classifier admin"'
+    }
 
 
 class ForbiddenError(ServingError):

@@ -8,7 +8,7 @@ message here is written for the client.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import ClassVar, Final
 
 import msgspec
 
@@ -36,6 +36,8 @@ class ServingError(Exception):
 
     status_code: int = 500
     code: str = "internal_error"
+    headers: ClassVar[dict[str, str] | None] = None
+    """Response headers the status calls for (401's ``WWW-Authenticate``)."""
 
     def __init__(
         self,

@@ -66,7 +66,7 @@ def exception_handlers(codec: PatientCodec) -> ExceptionHandlersMap:
         )
 
     def on_serving_error(request: Request[Any, Any, Any], exc: ServingError) -> Response[Any]:
-        return respond(exc.body(_request_id(request)), exc.status_code)
+        return respond(exc.body(_request_id(request)), exc.status_code, exc.headers)
 
     def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         status = exc.status_code

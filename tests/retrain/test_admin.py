@@ -31,6 +31,7 @@ def test_no_header_is_401_naming_the_scheme(
     assert error["code"] == "unauthorized"
     assert "Bearer" in error["message"]
     assert error["status"] == "error" and error["request_id"]
+    assert answer.headers["www-authenticate"] == 'Bearer realm="drug-classifier admin"'
 
 
 @pytest.mark.parametrize(
@@ -40,6 +41,13 @@ def test_malformed_header_is_401(client: TestClient[Litestar], header: str) -> N
     answer = client.post("/models/rollback", headers={"Authorization": header})
     assert answer.status_code == 401
     assert "malformed" in answer.json()["message"]
+    assert answer.headers["www-authenticate"].startswith("Bearer ")
+
+
+def test_403_does_not_ask_for_credentials(client: TestClient[Litestar]) -> None:
+    answer = client.post("/models/rollback", headers={"Authorization": "Bearer wrong"})
+    assert answer.status_code == 403
+    assert "www-authenticate" not in answer.headers
 
 
 @pytest.mark.parametrize("token", ["wrong", TOKEN + "x", TOKEN[:-1], TOKEN.upper()])
