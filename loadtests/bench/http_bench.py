@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -28,6 +29,15 @@ CONNECTIONS: Final = (1, 16, 64)
 BATCH_PATIENTS: Final = 1000
 # Every /predict answer names the model that gave it; a refusal or an error body does not.
 PREDICT_EXPECT: Final = '"model_version"'
+# The log's series in /metrics; the first exists only when the log is on.
+_LOG_SERIES: Final = (
+    "drugclf_prediction_log_written_total",
+    "drugclf_prediction_log_dropped_total",
+    "drugclf_prediction_log_queue_depth",
+)
+LOG_POLL_S: Final = 0.3
+"""Longer than the shipper's 0.25 s: the queue depth is updated at each of its wakes."""
+LOG_SETTLE_TIMEOUT_S: Final = 60.0
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -52,7 +62,17 @@ class Point(msgspec.Struct, frozen=True):
     requests: int
     failures: int
     cpu_us: Spread | None = None
-    """Server CPU time (all workers) per request."""
+    """Server CPU time (all workers) per request, the log's catching up included."""
+    log_dropped: int | None = None
+    """Prediction-log rows the server dropped during these runs (None: no log)."""
+
+
+class LogProgress(msgspec.Struct, frozen=True):
+    """The prediction log's counters from ``/metrics``, summed over the workers."""
+
+    written: float
+    dropped: float
+    queued: float
 
 
 class HttpResult(msgspec.Struct, frozen=True):
@@ -79,6 +99,43 @@ def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
         return response.status, response.read()
     finally:
         connection.close()
+
+
+def log_progress(port: int) -> LogProgress | None:
+    """The log's counters now; None when the server runs without a prediction log."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    sums = dict.fromkeys(_LOG_SERIES, 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in sums:
+            sums[name] += float(line.rsplit(" ", 1)[1])
+    if _LOG_SERIES[0] not in text:
+        return None
+    written, dropped, queued = sums.values()
+    return LogProgress(written=written, dropped=dropped, queued=queued)
+
+
+def wait_for_log(port: int, timeout_s: float = LOG_SETTLE_TIMEOUT_S) -> None:
+    """Wait until the log has written what the last run queued: no queue, the count steady.
+
+    After a run of big batches the writers are seconds behind; the next run must not compete
+    with them (nor the last one's CPU figure leave them out).
+    """
+    deadline = time.monotonic() + timeout_s
+    last = log_progress(port)
+    while last is not None and time.monotonic() < deadline:
+        time.sleep(LOG_POLL_S)
+        now = log_progress(port)
+        if now is None or (now.queued == 0 and now.written == last.written):
+            return
+        last = now
+    if last is not None:
+        logger.warning("the prediction log had not caught up after %.0f s", timeout_s)
 
 
 def check_bodies(port: int, path: str, bodies: Sequence[bytes], batch: bool) -> None:
@@ -112,7 +169,11 @@ def targets(single: list[bytes]) -> list[Target]:
 
 
 def _point(
-    target: Target, connections: int, results: list[WrkResult], cpu: list[float] | None = None
+    target: Target,
+    connections: int,
+    results: list[WrkResult],
+    cpu: list[float] | None = None,
+    log_dropped: list[int] | None = None,
 ) -> Point:
     return Point(
         target=target.key,
@@ -123,6 +184,7 @@ def _point(
         requests=sum(r.requests for r in results),
         failures=sum(r.failures for r in results),
         cpu_us=Spread.of(cpu) if cpu else None,
+        log_dropped=sum(log_dropped) if log_dropped is not None else None,
     )
 
 
@@ -173,15 +235,23 @@ def run_http(
     for target in chosen:
         _run(port, target, 16, warm, threads)
 
+    wait_for_log(port)
     runs: dict[tuple[str, int], list[WrkResult]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
+    dropped: dict[tuple[str, int], list[int]] = {}
 
     def measured(target: Target, count: int) -> WrkResult:
+        key = (target.key, count)
         before = cpu_seconds() if cpu_seconds else 0.0
+        log_before = log_progress(port)
         result = _run(port, target, count, duration_s, threads if count > 1 else 1)
+        log_after = log_progress(port)
+        wait_for_log(port)  # the log's work for this run is counted here, not in the next run
         if cpu_seconds and result.requests:
             used = cpu_seconds() - before
-            cpu.setdefault((target.key, count), []).append(used / result.requests * 1e6)
+            cpu.setdefault(key, []).append(used / result.requests * 1e6)
+        if log_before is not None and log_after is not None:
+            dropped.setdefault(key, []).append(round(log_after.dropped - log_before.dropped))
         return result
 
     batch_target = Target("batch", "POST /predict (1,000 patients)", "POST", "/predict")
@@ -197,11 +267,11 @@ def run_http(
 
     by_key = {t.key: t for t in chosen}
     points = [
-        _point(by_key[key], count, results, cpu.get((key, count)))
+        _point(by_key[key], count, results, cpu.get((key, count)), dropped.get((key, count)))
         for (key, count), results in runs.items()
     ]
     return HttpResult(
         points=points,
-        batch=_point(batch_target, 1, batch_runs, cpu.get(("batch", 1))),
+        batch=_point(batch_target, 1, batch_runs, cpu.get(("batch", 1)), dropped.get(("batch", 1))),
         reference_missing=reference_missing,
     )

@@ -13,7 +13,7 @@ from typing import Final
 import msgspec
 
 from drugclf.artifact import ArtifactMetadata
-from loadtests.bench.http_bench import HttpResult, Point
+from loadtests.bench.http_bench import BATCH_PATIENTS, HttpResult, Point
 from loadtests.bench.inprocess import BATCH_SIZES, InProcessResult
 from loadtests.bench.scenarios import NOT_BUILT, ConditionFigures, ScenarioResult
 from loadtests.bench.stats import Spread, format_rate, format_us
@@ -192,6 +192,16 @@ def targets(report: Report) -> list[list[str]]:
     if report.http or report.scenarios:
         failures = total_failures(report)
         add("zero failed or wrong answers (wrk)", str(failures), failures == 0)
+    if report.http:
+        dropped = [p.log_dropped for p in [*report.http.points, report.http.batch] if p]
+        if any(count is not None for count in dropped):
+            rows.append(
+                [
+                    "(not a target) prediction log rows dropped in the HTTP runs",
+                    f"{sum(count or 0 for count in dropped):,}",
+                    "—",
+                ]
+            )
     return rows
 
 
@@ -255,6 +265,7 @@ def _http_section(http: HttpResult, settings: Settings) -> list[str]:
                     format_us(point.p99_us),
                     format_us(point.cpu_us) if point.cpu_us else "n/a",
                     f"{point.failures} / {point.requests:,}",
+                    _dropped(point),
                 ]
             )
     ratio_rows = []
@@ -292,6 +303,7 @@ def _http_section(http: HttpResult, settings: Settings) -> list[str]:
                 "p99",
                 "Server CPU / request",
                 "Failed or wrong / requests",
+                "Log rows dropped",
             ],
             rows,
         ),
@@ -325,7 +337,14 @@ def _batch_section(point: Point) -> list[str]:
         "decoding, one onnxruntime call, encoding, download).",
         "",
         *_table(
-            ["Requests/s", "p50", "p99", "Server CPU / request", "Failed or wrong / requests"],
+            [
+                "Requests/s",
+                "p50",
+                "p99",
+                "Server CPU / request",
+                "Failed or wrong / requests",
+                "Log rows dropped",
+            ],
             [
                 [
                     format_rate(point.requests_per_s),
@@ -333,10 +352,26 @@ def _batch_section(point: Point) -> list[str]:
                     format_us(point.p99_us),
                     format_us(point.cpu_us) if point.cpu_us else "n/a",
                     f"{point.failures} / {point.requests:,}",
+                    _dropped(point, BATCH_PATIENTS),
                 ]
             ],
         ),
+        "",
+        "Server CPU per request includes the prediction log catching up after the run: each run "
+        "waits for the log to write what it queued before the next starts. Rows the log "
+        "dropped (its queue full: the writers behind the answers) are counted in "
+        "`drugclf_prediction_log_dropped_total`; see monitoring.md for the log's capacity.",
     ]
+
+
+def _dropped(point: Point, rows_per_request: int = 1) -> str:
+    """Log rows dropped, and their share of the rows the run recorded."""
+    if point.log_dropped is None:
+        return "n/a (log off)"
+    if not point.log_dropped:
+        return "0"
+    share = point.log_dropped / max(1, point.requests * rows_per_request)
+    return f"{point.log_dropped:,} ({share:.0%})"
 
 
 def _startup_section(report: Report) -> list[str]:

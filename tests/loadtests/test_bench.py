@@ -14,6 +14,7 @@ import pytest
 from drugclf.artifact import read_metadata
 from drugclf.registry import Registry
 from loadtests.bench.__main__ import main as bench_main
+from loadtests.bench.http_bench import HttpResult, Point
 from loadtests.bench.report import Report, Settings, render, targets
 from loadtests.bench.scenarios import NOT_BUILT, ScenarioResult
 from loadtests.bench.stats import Spread, format_us, percentile
@@ -128,6 +129,28 @@ def test_report_marks_unbuilt_scenarios_and_missed_targets(served_artifacts: Pat
     assert met["< 100 MiB RSS per worker"] == "yes"
 
 
+def _point(target: str, requests: int, log_dropped: int | None) -> Point:
+    spread = Spread.of([1000.0])
+    return Point(target, 1, spread, spread, spread, requests, 0, None, log_dropped)
+
+
+def test_report_counts_the_rows_the_log_dropped(served_artifacts: Path) -> None:
+    # The answers were right, but the log fell behind: the report must say so, not hide it.
+    report = Report(
+        settings=Settings(5.0, 3, 2, 1, True, True),
+        model=read_metadata(Registry(served_artifacts).resolve_current()),
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        load_before=(0.5, 0.5, 0.5),
+        http=HttpResult(
+            points=[_point("predict", 100, 0), _point("health", 100, 0)],
+            batch=_point("batch", 10, 1500),
+        ),
+    )
+    rows = {row[0]: row[1:] for row in targets(report)}
+    assert rows["(not a target) prediction log rows dropped in the HTTP runs"] == ["1,500", "—"]
+    assert "| 1,500 (15%) |" in render(report)  # 1,500 of the batch runs' 10,000 rows
+
+
 @needs_wrk
 @pytest.mark.slow
 @pytest.mark.e2e
@@ -158,3 +181,5 @@ def test_quick_benchmark_runs_and_writes_its_report(served_artifacts: Path, tmp_
     for heading in ("## Targets", "## 1. In-process", "## 2. HTTP", "## 3. A 1,000", "## 4."):
         assert heading in text
     assert "`POST /bench/reference`" in text
+    assert "Log rows dropped" in text
+    assert "prediction log rows dropped in the HTTP runs" in text  # the bench's server logs
