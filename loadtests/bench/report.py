@@ -256,18 +256,7 @@ def _http_section(http: HttpResult, settings: Settings) -> list[str]:
         for point in sorted(
             (p for p in http.points if p.target == key), key=lambda p: p.connections
         ):
-            rows.append(
-                [
-                    LABELS[key],
-                    str(point.connections),
-                    format_rate(point.requests_per_s),
-                    format_us(point.p50_us),
-                    format_us(point.p99_us),
-                    format_us(point.cpu_us) if point.cpu_us else "n/a",
-                    f"{point.failures} / {point.requests:,}",
-                    _dropped(point),
-                ]
-            )
+            rows.append([LABELS[key], str(point.connections), *_run_cells(point)])
     ratio_rows = []
     connections = sorted({p.connections for p in http.points})
     for count in connections:
@@ -294,19 +283,7 @@ def _http_section(http: HttpResult, settings: Settings) -> list[str]:
         "fixed answer without the model. Every answer is checked by the wrk Lua hook (status 200 "
         "and a model version in the body); each body's answer was first checked in full.",
         "",
-        *_table(
-            [
-                "Endpoint",
-                "Connections",
-                "Requests/s",
-                "p50",
-                "p99",
-                "Server CPU / request",
-                "Failed or wrong / requests",
-                "Log rows dropped",
-            ],
-            rows,
-        ),
+        *_table(["Endpoint", "Connections", *RUN_COLUMNS], rows),
         "",
         "How close predictions come to what the server itself can do: ratios of requests/s "
         "(medians), and the ratios the server's CPU time per request implies (all workers, "
@@ -336,31 +313,34 @@ def _batch_section(point: Point) -> list[str]:
         "One connection, one request in flight, wrk timing the whole exchange (upload of ~70 KB, "
         "decoding, one onnxruntime call, encoding, download).",
         "",
-        *_table(
-            [
-                "Requests/s",
-                "p50",
-                "p99",
-                "Server CPU / request",
-                "Failed or wrong / requests",
-                "Log rows dropped",
-            ],
-            [
-                [
-                    format_rate(point.requests_per_s),
-                    format_us(point.p50_us),
-                    format_us(point.p99_us),
-                    format_us(point.cpu_us) if point.cpu_us else "n/a",
-                    f"{point.failures} / {point.requests:,}",
-                    _dropped(point, BATCH_PATIENTS),
-                ]
-            ],
-        ),
+        *_table(RUN_COLUMNS, [_run_cells(point, BATCH_PATIENTS)]),
         "",
         "Server CPU per request includes the prediction log catching up after the run: each run "
         "waits for the log to write what it queued before the next starts. Rows the log "
         "dropped (its queue full: the writers behind the answers) are counted in "
         "`drugclf_prediction_log_dropped_total`; see monitoring.md for the log's capacity.",
+    ]
+
+
+RUN_COLUMNS: Final = [
+    "Requests/s",
+    "p50",
+    "p99",
+    "Server CPU / request",
+    "Failed or wrong / requests",
+    "Log rows dropped",
+]
+
+
+def _run_cells(point: Point, rows_per_request: int = 1) -> list[str]:
+    """A point's cells under ``RUN_COLUMNS``."""
+    return [
+        format_rate(point.requests_per_s),
+        format_us(point.p50_us),
+        format_us(point.p99_us),
+        format_us(point.cpu_us) if point.cpu_us else "n/a",
+        f"{point.failures} / {point.requests:,}",
+        _dropped(point, rows_per_request),
     ]
 
 
