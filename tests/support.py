@@ -8,11 +8,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
-from drugclf.artifact import METADATA_FILE, MODEL_FILE, read_metadata
+from drugclf.artifact import METADATA_FILE, MODEL_FILE, ArtifactMetadata, read_metadata
 from drugclf.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +22,27 @@ PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_
 # Small enough to train in seconds, big enough to behave like the real model on the dataset.
 TEST_N_ESTIMATORS = 20
 TEST_PARITY_CASES = 2000
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A suite's copy of the session model: its registry, run store, current version and metadata."""
+
+    artifacts_dir: Path
+    runs_dir: Path
+    version: str
+    metadata: ArtifactMetadata
+
+    @classmethod
+    def copy_of_session_model(cls, model_copy: Callable[[str], Path], name: str) -> Trained:
+        """``model_copy(name)`` (the session fixture), read back."""
+        base = model_copy(name)
+        registry = Registry(base / "artifacts")
+        version = registry.current_version()
+        assert version is not None
+        return cls(
+            base / "artifacts", base / "runs", version, read_metadata(registry.resolve_current())
+        )
 
 
 def free_port() -> int:

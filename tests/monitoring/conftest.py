@@ -20,30 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from drugclf.artifact import ArtifactMetadata, read_metadata
-from drugclf.registry import Registry
-from tests.support import ROOT, free_port
+from tests.support import ROOT, Trained, free_port
 
-__all__ = ["ROOT", "free_port"]
-
-
-@dataclass(frozen=True)
-class Trained:
-    """The session's exported model."""
-
-    artifacts_dir: Path
-    version: str
-    metadata: ArtifactMetadata
+__all__ = ["ROOT", "Trained", "free_port"]
 
 
 @pytest.fixture(scope="session")
 def trained(model_copy: Callable[[str], Path]) -> Trained:
     """The session model (trained once by the training CLI), copied for this suite."""
-    artifacts = model_copy("monitoring-model") / "artifacts"
-    registry = Registry(artifacts)
-    version = registry.current_version()
-    assert version is not None
-    return Trained(artifacts, version, read_metadata(registry.resolve_current()))
+    return Trained.copy_of_session_model(model_copy, "monitoring-model")
 
 
 def _pg_bin() -> Path | None:

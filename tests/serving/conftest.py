@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,28 +16,16 @@ from litestar.testing import TestClient
 from drugclf.registry import Registry
 from serving.app import create_app
 from serving.settings import Settings
-from tests.support import DATA, PATIENT, ROOT, edit_metadata
+from tests.support import DATA, PATIENT, ROOT, Trained, edit_metadata
 from tests.support import clone_version as clone_version_helper
 
-__all__ = ["DATA", "PATIENT", "ROOT"]
-
-
-@dataclass(frozen=True)
-class Trained:
-    """The session's exported model: its registry, run store and version."""
-
-    artifacts_dir: Path
-    runs_dir: Path
-    version: str
+__all__ = ["DATA", "PATIENT", "ROOT", "Trained"]
 
 
 @pytest.fixture(scope="session")
 def trained(model_copy: Callable[[str], Path]) -> Trained:
     """The session model (trained once by the training CLI), copied for this suite."""
-    base = model_copy("serving-model")
-    version = Registry(base / "artifacts").current_version()
-    assert version is not None
-    return Trained(artifacts_dir=base / "artifacts", runs_dir=base / "runs", version=version)
+    return Trained.copy_of_session_model(model_copy, "serving-model")
 
 
 @pytest.fixture
