@@ -28,6 +28,8 @@ COLUMNS: Final = (
     *PROBABILITY_COLUMNS,
     "worker",
 )
+REQUEST_COLUMNS: Final = ("ts", "request_id", "batch_size", "model_version", "latency_ms", "worker")
+"""The columns every row of one request shares (the rest differ from patient to patient)."""
 _NO_INPUTS: Final = (None,) * (len(INPUT_COLUMNS) + len(PROBABILITY_COLUMNS))
 _PATIENTS: Final = msgspec.json.Decoder(Patient | list[Patient])
 _ONE_ROW: Final = struct.Struct(f"={len(CLASSES)}f")

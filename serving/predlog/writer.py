@@ -91,30 +91,31 @@ class Writer:
             if frame is None:
                 return  # the worker stopped: everything it sent is written
             requests = self.decoder.decode(frame)
-            rows = self.rows(requests)
+            expanded = self.expand_frame(requests)
+            rows = sum(map(len, expanded))
             if rows:
-                self.write_until_done(rows, len(requests))
+                self.write_until_done(expanded, len(requests), rows)
             else:
                 self.report("written", len(requests), 0)
 
-    def rows(self, requests: list[LoggedRequest]) -> list[Row]:
-        """Every row of the frame; a request that cannot be expanded is reported, not written.
+    def expand_frame(self, requests: list[LoggedRequest]) -> list[list[Row]]:
+        """The rows of each request of the frame; one that cannot be expanded is reported.
 
         That would be a bug in the worker, not a database problem: the rest is still written.
         """
-        rows: list[Row] = []
+        expanded: list[list[Row]] = []
         for request in requests:
             try:
-                rows.extend(
+                expanded.append(
                     expand(
                         request, with_inputs=self.config.record_inputs, worker=self.config.worker
                     )
                 )
             except ValueError as exc:
                 self.report("malformed", 1, len(request.labels), str(exc))
-        return rows
+        return expanded
 
-    def write_until_done(self, rows: list[Row], requests: int) -> None:
+    def write_until_done(self, expanded: list[list[Row]], requests: int, rows: int) -> None:
         """Commit the rows, retrying with a backoff while the database fails.
 
         No frame is read meanwhile: the pipe fills, the worker's queue fills, and new records
@@ -122,16 +123,16 @@ class Writer:
         """
         backoff = RETRY_FIRST_S
         while True:
-            error = self.write(rows)
+            error = self.write(expanded)
             if error is None:
                 if self.failing:
                     self.failing = False
                     self.report("recovered")
-                self.report("written", requests, len(rows))
+                self.report("written", requests, rows)
                 return
             if not self.failing:
                 self.failing = True
-                self.report("failed", requests, len(rows), error)
+                self.report("failed", requests, rows, error)
             if not _GiveUp.due():
                 try:
                     _GiveUp.sleeping = True
@@ -142,19 +143,19 @@ class Writer:
                     pass
                 finally:
                     _GiveUp.sleeping = False
-            error = self.write(rows)  # one last attempt before the worker exits
+            error = self.write(expanded)  # one last attempt before the worker exits
             if error is None:
-                self.report("written", requests, len(rows))
+                self.report("written", requests, rows)
             else:
-                self.report("lost", requests, len(rows), error)
+                self.report("lost", requests, rows, error)
             raise GiveUpError
 
-    def write(self, rows: list[Row]) -> str | None:
+    def write(self, expanded: list[list[Row]]) -> str | None:
         """One transaction; None on success, else the error (the connection is reopened)."""
         try:
             if self.conn is None:
                 self.conn = self.backend.connect()
-            self.backend.insert(self.conn, rows)
+            self.backend.insert_requests(self.conn, expanded)
             self.conn.commit()
         except Exception as exc:  # any driver error: keep the rows, retry, never crash
             if self.conn is not None:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from drugclf.contract import Patient
+from serving.predlog.backends import open_backend
 from serving.predlog.records import COLUMNS, expand
 from serving.predlog.wire import LoggedRequest
 
@@ -58,3 +59,31 @@ def test_without_inputs_the_body_is_not_needed() -> None:
     rows = expand(logged(b"", ["DrugA", "DrugY"], b""), with_inputs=False, worker="w")
     assert [(row[2], row[3], row[5]) for row in rows] == [(0, 2, "DrugA"), (1, 2, "DrugY")]
     assert all(value is None for row in rows for value in row[7:17])
+
+
+def _request_rows(request_id: str, size: int, ts: float) -> list[tuple[object, ...]]:
+    probabilities = np.tile(PROBS, (size, 1)).tobytes()
+    body = msgspec.json.encode(PATIENT if size == 1 else [PATIENT] * size)
+    return expand(
+        LoggedRequest(ts, request_id, "v1", body, ["DrugA"] * size, probabilities, 0.25),
+        with_inputs=True,
+        worker="host:1",
+    )
+
+
+def test_requests_are_stored_row_for_row_in_arrival_order(log_url: str) -> None:
+    # Batches of 200 rows or more bind their shared columns once per chunk (SQLite); what is
+    # stored must be exactly the expanded rows, in the order the requests came, whatever path
+    # each took: singles, a small batch, a full chunk and a remainder, two full chunks.
+    backend = open_backend(log_url)
+    backend.create_schema()
+    sizes = [1, 3, 1, 450, 1, 200, 2, 400]
+    requests = [_request_rows(f"r{i}", size, 1000.0 + i) for i, size in enumerate(sizes)]
+    with backend.session() as conn:
+        backend.insert_requests(conn, requests)
+        conn.commit()
+        stored = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM predictions ORDER BY id")
+        rows = [tuple(row) for row in stored.fetchall()]
+    expected = [row for request in requests for row in request]
+    assert len(rows) == sum(sizes)
+    assert rows == expected
