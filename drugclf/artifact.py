@@ -32,10 +32,14 @@ MAX_LEAF_NODES_RANGE: Final = (2, 1000)
 # classes to score, and one over half leaves too few to train on.
 TEST_SIZE_BOUNDS: Final = (0.05, 0.5)
 SEED_RANGE: Final = (0, 2**32 - 1)
+PARITY_CASES_RANGE: Final = (0, 10_000_000)
+"""Random patients in the parity gate (the dataset rows and the bin edges are always checked)."""
+DEFAULT_PARITY_CASES: Final = 100_000
 NEstimators = Annotated[int, Meta(ge=N_ESTIMATORS_RANGE[0], le=N_ESTIMATORS_RANGE[1])]
 MaxLeafNodes = Annotated[int, Meta(ge=MAX_LEAF_NODES_RANGE[0], le=MAX_LEAF_NODES_RANGE[1])]
 TestSize = Annotated[float, Meta(gt=TEST_SIZE_BOUNDS[0], lt=TEST_SIZE_BOUNDS[1])]
 Seed = Annotated[int, Meta(ge=SEED_RANGE[0], le=SEED_RANGE[1])]
+ParityCases = Annotated[int, Meta(ge=PARITY_CASES_RANGE[0], le=PARITY_CASES_RANGE[1])]
 
 
 class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

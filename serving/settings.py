@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from drugclf.artifact import DEFAULT_PARITY_CASES, ParityCases
 from serving.cpus import available_cpus
 
 ENV_PREFIX: Final = "DRUGCLF_"
@@ -50,10 +51,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Registry root; the server serves ``<artifacts_dir>/current``."""
     host: str = "127.0.0.1"
     """Address to bind (``0.0.0.0`` inside a container)."""
-    port: int = 8000
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     """TCP port to bind."""
-    workers: int = 0
-    """Worker processes; 0 means one per CPU core."""
+    workers: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Worker processes; 0 means one per CPU this process may use (see ``worker_count``)."""
     server: AsgiServer = "granian"
     """ASGI server that ``python -m serving`` runs (granian measured faster, see docs)."""
     event_loop: EventLoop = "uvloop"
@@ -64,11 +65,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """``json`` (one object per line, for machines) or ``text`` (for people)."""
     access_log: bool = True
     """Log one line per request (route, status, latency, model version, request id)."""
-    max_batch_size: int = 1000
+    max_batch_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """Most patients accepted in one ``POST /predict`` array."""
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1_048_576
     """Largest request body accepted, in bytes (413 above it)."""
-    reload_interval: float = 1.0
+    reload_interval: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     """Seconds between checks of ``artifacts/current`` for a new model (0 disables hot reload)."""
     ort_intra_op_threads: Annotated[int, msgspec.Meta(ge=1)] = 1
     """onnxruntime intra-op threads per session; 1 because each core already runs a worker."""
@@ -94,14 +95,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     prediction_log_inputs: bool = True
     """Store the patients' inputs and probabilities (health data); false keeps only the class,
     model version, time, latency and request id."""
-    prediction_log_max_age_days: float = 30.0
+    prediction_log_max_age_days: Annotated[float, msgspec.Meta(ge=0)] = 30.0
     """Delete log rows older than this many days (0 keeps them forever)."""
-    prediction_log_max_rows: int = 0
+    prediction_log_max_rows: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Keep at most this many log rows, newest first (0 means no limit)."""
     prediction_log_queue_size: Annotated[int, msgspec.Meta(ge=1)] = 50_000
     """Rows (patients) a worker holds for the log, queued or being written; beyond it, new
     records are dropped (counted). Bounds the worker's memory when the writer falls behind."""
-    prediction_log_flush_interval: float = 0.25
+    prediction_log_flush_interval: Annotated[float, msgspec.Meta(gt=0)] = 0.25
     """Seconds between the log writer's batch commits."""
     prediction_log_writer_niceness: Annotated[int, msgspec.Meta(ge=0, le=19)] = 10
     """Added to the nice value of each worker's prediction-log writer process (0 leaves it):
@@ -110,7 +111,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Run the writer processes under Linux's SCHED_IDLE policy: they get a core only when
     nothing else wants it. Answers of large batches come faster, but under sustained load the
     writer falls behind, the worker holds the backlog (up to ``prediction_log_queue_size`` rows)
-    and then drops records (counted). Off by default: with its nice share the log keeps up."""
+    and then drops records (counted). Off by default, though even at nice 10 a flood of large
+    batches can outrun the writers (measured in docs/monitoring.md, "Capacity")."""
     dev_mode: bool = False
     """Local development (``make serve``): with no admin token, open admin endpoints to loopback."""
     data: Path = Path("data/drug200.csv")
@@ -119,9 +121,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Where retrain jobs record their training runs (as the training CLI)."""
     datasets_dir: Path | None = None
     """Uploaded CSVs, stored as ``<sha256>.csv``; None means ``<artifacts_dir>/datasets``."""
-    retrain_timeout: float = 900.0
+    retrain_timeout: Annotated[float, msgspec.Meta(gt=0)] = 900.0
     """Seconds a retrain job may run before it is killed and reported failed."""
-    retrain_parity_cases: int = 100_000
+    retrain_parity_cases: ParityCases = DEFAULT_PARITY_CASES
     """Random patients in a retrain's parity gate (the training default)."""
     retrain_cv_tolerance: float = 0.02
     """How much lower a new model's CV accuracy may be than the current one's and still promote."""

@@ -26,6 +26,7 @@ from rich.table import Table
 from drugclf.artifact import (
     MAX_LEAF_NODES_RANGE,
     N_ESTIMATORS_RANGE,
+    PARITY_CASES_RANGE,
     SEED_RANGE,
     TEST_SIZE_BOUNDS,
     ArtifactError,
@@ -334,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = argparse.ArgumentParser(add_help=False)
     export.add_argument(
         "--parity-cases",
-        type=_positive_int(0, 10_000_000),
+        type=_positive_int(*PARITY_CASES_RANGE),
         default=DEFAULT_RANDOM_CASES,
         help="random patients in the parity gate",
     )

@@ -19,7 +19,12 @@ import pandas as pd
 from numpy.typing import NDArray
 from sklearn.pipeline import Pipeline
 
-from drugclf.artifact import LABEL_OUTPUT, PROBABILITIES_OUTPUT, ParitySummary
+from drugclf.artifact import (
+    DEFAULT_PARITY_CASES,
+    LABEL_OUTPUT,
+    PROBABILITIES_OUTPUT,
+    ParitySummary,
+)
 from drugclf.contract import (
     AGE_MAX,
     AGE_MIN,
@@ -33,7 +38,7 @@ from training.features import Binner
 logger = logging.getLogger(__name__)
 
 TOLERANCE: Final = 1e-5
-DEFAULT_RANDOM_CASES: Final = 100_000
+DEFAULT_RANDOM_CASES: Final = DEFAULT_PARITY_CASES
 # Realistic ratios sit in 5..40; the rest of the contract's range is covered more thinly.
 REALISTIC_NA_TO_K: Final = (5.0, 40.0)
 _SMALLEST_NA_TO_K: Final = float(np.nextafter(0.0, 1.0))

@@ -81,6 +81,19 @@ def test_settings_from_environment() -> None:
         ("DRUGCLF_ORT_INTRA_OP_THREADS", "0"),
         ("DRUGCLF_PREDICTION_LOG_WRITER_NICENESS", "20"),
         ("DRUGCLF_PREDICTION_LOG_WRITER_NICENESS", "-5"),
+        # Values of the right type that would have started a server doing something else:
+        ("DRUGCLF_WORKERS", "-2"),  # was one worker per CPU
+        ("DRUGCLF_PORT", "70000"),
+        ("DRUGCLF_MAX_BATCH_SIZE", "0"),  # every batch refused
+        ("DRUGCLF_MAX_BODY_BYTES", "0"),
+        ("DRUGCLF_RELOAD_INTERVAL", "-1"),
+        ("DRUGCLF_PREDICTION_LOG_FLUSH_INTERVAL", "0"),  # a shipper that never sleeps
+        ("DRUGCLF_PREDICTION_LOG_FLUSH_INTERVAL", "nan"),
+        ("DRUGCLF_PREDICTION_LOG_MAX_AGE_DAYS", "-1"),  # was "keep forever"
+        ("DRUGCLF_PREDICTION_LOG_MAX_ROWS", "-5"),  # a negative LIMIT: PostgreSQL refuses it
+        ("DRUGCLF_RETRAIN_TIMEOUT", "0"),
+        ("DRUGCLF_RETRAIN_PARITY_CASES", "-1"),
+        ("DRUGCLF_RETRAIN_PARITY_CASES", "10000001"),  # the training CLI's bound too
     ],
 )
 def test_bad_setting_names_the_variable(name: str, value: str) -> None:
