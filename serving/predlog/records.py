@@ -5,15 +5,16 @@ Imports msgspec only: the writer process loads this module and must start fast.
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import Any, Final, TypeAlias
 
 import msgspec
 
-from drugclf.contract import CLASSES, Patient
+from drugclf.contract import CLASSES, FEATURE_NAMES, Patient
 from serving.predlog.wire import LoggedRequest
 
-INPUT_COLUMNS: Final = ("age", "sex", "bp", "cholesterol", "na_to_k")
+INPUT_COLUMNS: Final = tuple(name.lower() for name in FEATURE_NAMES)
 PROBABILITY_COLUMNS: Final = tuple("p_" + name.lower() for name in CLASSES)
 # Column order of a stored row (the table also has an ``id`` the database assigns).
 COLUMNS: Final = (
@@ -32,6 +33,8 @@ REQUEST_COLUMNS: Final = ("ts", "request_id", "batch_size", "model_version", "la
 """The columns every row of one request shares (the rest differ from patient to patient)."""
 _NO_INPUTS: Final = (None,) * (len(INPUT_COLUMNS) + len(PROBABILITY_COLUMNS))
 _PATIENTS: Final = msgspec.json.Decoder(Patient | list[Patient])
+_INPUTS: Final = operator.attrgetter(*FEATURE_NAMES)
+"""A patient's inputs in the contract's order, as ``INPUT_COLUMNS`` stores them."""
 _ONE_ROW: Final = struct.Struct(f"={len(CLASSES)}f")
 """One patient's probabilities: float32 in the worker's byte order (``ndarray.tobytes``)."""
 
@@ -75,11 +78,7 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
                 version,
                 labels[0],
                 latency_ms,
-                decoded.Age,
-                decoded.Sex,
-                decoded.BP,
-                decoded.Cholesterol,
-                decoded.Na_to_K,
+                *_INPUTS(decoded),
                 *_ONE_ROW.unpack(request.probabilities),
                 worker,
             )
@@ -100,11 +99,7 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
             version,
             label,
             latency_ms,
-            p.Age,
-            p.Sex,
-            p.BP,
-            p.Cholesterol,
-            p.Na_to_K,
+            *_INPUTS(p),
             *flat[i * k : i * k + k],
             worker,
         )
