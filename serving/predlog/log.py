@@ -1,15 +1,15 @@
 """The prediction log, worker side: a bounded in-memory queue and a writer process per worker.
 
 The request path calls ``record()``: a length check, the request encoded at once into its wire
-form (msgspec, in C: the body it received, the labels and the probabilities' bytes; about 2 µs
-for one patient) and a ``deque.append`` (thread-safe in CPython, no lock, no I/O). The queue
-holds bytes, not the request's objects, so nothing the worker keeps is tracked by the garbage
-collector. A shipper thread wakes every ``flush_interval`` seconds and sends the queue, a frame
-of up to ``FRAME_ROWS`` rows at a time, to the worker's writer process
-(``serving.predlog.writer``), which decodes the patients, expands the requests into rows and
-commits them; a reporter thread reads back what was written. The shipper only concatenates
-encoded requests: it holds the GIL for microseconds, so it never stalls the event loop (it used
-to encode a whole frame there: a burst of milliseconds). The database work, and the GIL it
+form (msgspec, in C: the body it received, the labels and the probabilities' bytes; 1.3 µs for
+one patient, measured in-process) and a ``deque.append`` (thread-safe in CPython, no lock, no
+I/O). The queue holds bytes: no patient object outlives its request. A shipper thread wakes
+every ``flush_interval`` seconds and sends the queue, a frame of up to ``FRAME_ROWS`` rows at a
+time, to the worker's writer process (``serving.predlog.writer``), which decodes the patients,
+expands the requests into rows and commits them; a reporter thread reads back what was written.
+The shipper only joins encoded requests (about 6 µs for 600 of them), so the GIL it holds never
+keeps the event loop waiting long; encoding in the shipper, as it used to, held it for about
+1.1 µs per request, some 0.6 ms per frame at 2,400 requests/s. The database work, and the GIL it
 would take, are in the writer.
 ``stop()`` (the lifespan's exit, on SIGTERM/SIGINT) ships everything accepted, closes the pipe
 and waits for the writer to commit and exit.
@@ -389,7 +389,7 @@ class PredictionLog:
         while queue and rows < FRAME_ROWS:
             pending = queue.popleft()
             taken.append(pending)
-            rows += pending[1]
+            rows += _rows(pending)
         frame = self._frame_encoder.encode([encoded for encoded, _ in taken])
         with self._progress:
             writer.sent.append(taken)
