@@ -27,7 +27,7 @@ logger = logging.getLogger("serving")
 
 def main() -> int:
     """Run the server until interrupted; returns the process exit status."""
-    from serving import logs
+    from serving.http import logs
     from serving.settings import OrtThreads, Settings, SettingsError
 
     try:
@@ -49,7 +49,7 @@ def main() -> int:
         # Imported after the metrics directory is set: prometheus_client reads it at import.
         from drugclf.artifact import ArtifactError
         from drugclf.registry import Registry
-        from serving.model import DrugModel
+        from serving.inference.model import DrugModel
 
         try:
             model = DrugModel.load(
@@ -87,7 +87,7 @@ def _share_metrics_between(workers: int) -> str | None:
 
 
 def _run(settings: Settings, workers: int) -> None:
-    target = "serving.app:create_app_from_env"
+    target = settings.app_factory
     if settings.server == "uvicorn":
         import uvicorn  # only in the dev group: used to compare against granian
 

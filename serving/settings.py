@@ -83,8 +83,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Answer single-patient requests waiting at the same moment with one model call."""
     admin_token: str | None = None
     """Bearer token for the admin endpoints (model management); None disables them."""
-    bench_routes: bool = False
-    """Register ``POST /bench/reference``, the model-free baseline ``make bench`` compares with."""
+    app_factory: Annotated[str, msgspec.Meta(pattern=r"^[\w.]+:\w+$")] = (
+        "serving.app:create_app_from_env"
+    )
+    """The app factory each worker calls, as ``module:function``; ``make bench`` serves its own,
+    which adds the model-free route it compares ``/predict`` with."""
     prediction_log: bool = True
     """Record every prediction in the prediction log (false turns the log off entirely)."""
     prediction_log_url: str | None = None

@@ -1,6 +1,6 @@
 """The training side of a server retrain job: validate the data, train, evaluate, export.
 
-It runs in a process of its own that the server starts (``serving.retrain``), reports through
+It runs in a process of its own that the server starts (``serving.lifecycle.jobs``), reports through
 ``emit`` (see ``drugclf.retrain``) and never promotes: the server decides that, because only it
 knows the model being served and whether the client forced the promotion.
 """

@@ -75,7 +75,7 @@ def onnx_feeds(data: pd.DataFrame) -> dict[str, np.ndarray[Any, Any]]:
 
 def load_session(version_dir: Path) -> ort.InferenceSession:
     """The exported model with serving's session options."""
-    from serving.model import session_options  # noqa: PLC0415 (serving is optional here)
+    from serving.inference.model import session_options  # noqa: PLC0415 (serving is optional here)
 
     return ort.InferenceSession(
         str(version_dir / MODEL_FILE),

@@ -80,7 +80,7 @@ def scenarios() -> list[Scenario]:
     found = []
     # A retrain is POST /retrain when serving has it; before that, the training CLI promoting
     # a version the server hot-reloads (the same CPU contention and the same model swap).
-    via_http = importlib.util.find_spec("serving.retrain") is not None
+    via_http = importlib.util.find_spec("serving.lifecycle.jobs") is not None
     retrain_cli = importlib.util.find_spec("training.__main__") is not None
     found.append(
         Scenario(

@@ -24,9 +24,16 @@ from typing import Final
 import psutil
 
 HOST: Final = "127.0.0.1"
+ROOT: Final = Path(__file__).resolve().parents[2]
+# Not imported from loadtests.bench.reference: that would import the server into the bench.
+REFERENCE_FACTORY: Final = "loadtests.bench.reference:create_app_from_env"
 READY_TIMEOUT_S: Final = 60.0
 POLL_INTERVAL_S: Final = 0.005
-HELPER_PROCESSES: Final = ("resource_tracker", "semaphore_tracker", "serving.predlog.writer")
+HELPER_PROCESSES: Final = (
+    "resource_tracker",
+    "semaphore_tracker",
+    "serving.monitoring.predlog.writer",
+)
 STOP_TIMEOUT_S: Final = 10.0
 
 
@@ -62,7 +69,7 @@ class ServerProcess:
     Args:
         artifacts_dir: the registry to serve.
         workers: worker processes; None keeps the server's default (one per core).
-        bench_routes: register ``POST /bench/reference``.
+        bench_routes: serve the bench's app, which adds ``POST /bench/reference``.
         extra_env: more ``DRUGCLF_*`` settings.
         log_path: where the server's output goes (discarded when None).
     """
@@ -82,9 +89,13 @@ class ServerProcess:
             "DRUGCLF_ARTIFACTS_DIR": str(artifacts_dir),
             "DRUGCLF_HOST": HOST,
             "DRUGCLF_PORT": str(self.port),
-            "DRUGCLF_BENCH_ROUTES": "1" if bench_routes else "0",
             **(extra_env or {}),
         }
+        if bench_routes:
+            self.env["DRUGCLF_APP_FACTORY"] = REFERENCE_FACTORY
+            # The workers import the factory from this checkout's loadtests package.
+            paths = [str(ROOT), self.env.get("PYTHONPATH", "")]
+            self.env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         if workers is not None:
             self.env["DRUGCLF_WORKERS"] = str(workers)
         self._data_dir: str | None = None

@@ -13,7 +13,9 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.predlog.backends import Filters
+from serving.http.state import service
+from serving.monitoring.predlog.backends import Filters
+from serving.monitoring.predlog.log import PredictionLog
 from serving.settings import Settings
 
 from .conftest import Trained
@@ -43,8 +45,7 @@ def client(trained: Trained, tmp_path: Path, log_url: str) -> Iterator[TestClien
 
 
 def flush(client: TestClient[Litestar]) -> None:
-    log = client.app.state.prediction_log
-    assert log is not None and log.flush()
+    assert service(client.app.state, PredictionLog).flush()
 
 
 def test_single_and_batch_predictions_are_recorded(
@@ -198,5 +199,5 @@ def test_rows_are_flushed_when_the_app_stops(trained: Trained, tmp_path: Path) -
     with TestClient(app) as client:
         for _ in range(50):
             client.post("/predict", json=PATIENT)
-        log = client.app.state.prediction_log
+        log = service(client.app.state, PredictionLog)
     assert log.backend.count(Filters()) == (50, 50)

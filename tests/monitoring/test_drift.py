@@ -13,8 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drugclf.artifact import FeatureDistribution
-from serving.drift import MIN_ROWS, PSI_THRESHOLD, bin_counts, bin_labels, feature_drift, psi
-from serving.monitoring import _drift
+from serving.monitoring.drift import (
+    MIN_ROWS,
+    PSI_THRESHOLD,
+    bin_counts,
+    bin_labels,
+    feature_drift,
+    psi,
+)
+from serving.monitoring.monitor import _drift
 
 from .conftest import Trained
 

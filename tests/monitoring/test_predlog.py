@@ -18,9 +18,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from drugclf.contract import Patient
-from serving.predlog import log as log_module
-from serving.predlog.backends import Filters, PredictionLogError, SqliteBackend, open_backend
-from serving.predlog.log import LogMetrics, PredictionLog
+from serving.monitoring.predlog import log as log_module
+from serving.monitoring.predlog.backends import (
+    Filters,
+    PredictionLogError,
+    SqliteBackend,
+    open_backend,
+)
+from serving.monitoring.predlog.log import LogMetrics, PredictionLog
 from tests.support import ROOT
 
 # Request bodies, as /predict receives them: one patient, or an array (``batch``).

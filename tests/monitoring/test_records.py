@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from drugclf.contract import Patient
-from serving.predlog.backends import open_backend
-from serving.predlog.records import COLUMNS, expand
-from serving.predlog.wire import LoggedRequest
+from serving.monitoring.predlog.backends import open_backend
+from serving.monitoring.predlog.records import COLUMNS, expand
+from serving.monitoring.predlog.wire import LoggedRequest
 
 PATIENT = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
 PROBS = np.array([[0.7, 0.1, 0.1, 0.05, 0.05]], dtype=np.float32)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.predlog.backends import Filters, open_backend
+from serving.monitoring.predlog.backends import Filters, open_backend
 
 from .conftest import ROOT, Trained, free_port
 

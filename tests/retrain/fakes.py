@@ -1,4 +1,4 @@
-"""Job targets for spawned test processes (``serving.retrain`` runs "module:function")."""
+"""Job targets for spawned test processes (``serving.lifecycle.jobs`` runs "module:function")."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from drugclf.registry import Registry
-from serving.admin import AdminAccess, ForbiddenError, UnauthorizedError, is_loopback
+from serving.lifecycle.admin import AdminAccess, ForbiddenError, UnauthorizedError, is_loopback
 from tests.retrain.conftest import AUTH, PATIENT, TOKEN
 
 ADMIN_ROUTES = [("/models/rollback", None), ("/retrain", {"n_estimators": 0})]
@@ -120,9 +120,9 @@ def test_dev_mode_does_not_bypass_a_configured_token() -> None:
 def test_dev_mode_says_so_loudly_at_startup(
     make_client: Callable[..., TestClient[Litestar]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("WARNING", logger="serving.admin")
+    caplog.set_level("WARNING", logger="serving.lifecycle.admin")
     make_client(admin_token=None, dev_mode=True)
-    warnings = [r for r in caplog.records if r.name == "serving.admin"]
+    warnings = [r for r in caplog.records if r.name == "serving.lifecycle.admin"]
     assert warnings and warnings[0].levelname == "WARNING"
     assert "DEVELOPMENT MODE" in warnings[0].getMessage()
 

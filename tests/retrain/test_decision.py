@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serving.retrain import decide
+from serving.lifecycle.jobs import decide
 
 accuracy = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 tolerance = st.floats(min_value=0.0, max_value=0.2, allow_nan=False)

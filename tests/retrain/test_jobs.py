@@ -15,11 +15,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-import serving.retrain
+import serving.lifecycle.jobs
 from drugclf.registry import Registry
-from serving.retrain import JobNotFoundError, RetrainBusyError, RetrainManager
-from serving.retrain_lock import JobLock
-from serving.retrain_schemas import Job, RetrainRequest
+from serving.lifecycle.jobs import JobNotFoundError, RetrainBusyError, RetrainManager
+from serving.lifecycle.lock import JobLock
+from serving.lifecycle.schemas import Job, RetrainRequest
 from tests.retrain.conftest import AUTH, DATA, served_version
 
 pytestmark = pytest.mark.usefixtures("child_imports_tests")
@@ -128,7 +128,7 @@ def test_a_failing_job_over_http_leaves_the_old_model_serving(
     registry: Registry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(serving.retrain, "DEFAULT_TARGET", "tests.retrain.fakes:crashes")
+    monkeypatch.setattr(serving.lifecycle.jobs, "DEFAULT_TARGET", "tests.retrain.fakes:crashes")
     client = make_client()
     before = registry.current_version()
     answer = client.post("/retrain", json={"n_estimators": 5}, headers=AUTH)
@@ -144,7 +144,7 @@ def test_a_failing_job_over_http_leaves_the_old_model_serving(
 def test_a_stuck_job_over_http_is_504(
     make_client: Callable[..., TestClient[Litestar]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(serving.retrain, "DEFAULT_TARGET", "tests.retrain.fakes:sleeps")
+    monkeypatch.setattr(serving.lifecycle.jobs, "DEFAULT_TARGET", "tests.retrain.fakes:sleeps")
     client = make_client(retrain_timeout=2.0)
     answer = client.post("/retrain", json={}, headers=AUTH)
     assert answer.status_code == 504

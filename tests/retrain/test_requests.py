@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import TestClient
 
-import serving.lifecycle
+import serving.lifecycle.service
 from drugclf.registry import Registry
-from serving.errors import InvalidInputError, MalformedBodyError
-from serving.lifecycle import convert_form, decode_request
-from serving.retrain_schemas import RetrainRequest
+from serving.http.errors import InvalidInputError, MalformedBodyError
+from serving.lifecycle.requests import convert_form, decode_request
+from serving.lifecycle.schemas import RetrainRequest
 from tests.retrain.conftest import AUTH
 
 INVALID = [
@@ -105,7 +105,7 @@ def test_slim_install_answers_501_with_what_to_do(
     registry: Registry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(serving.lifecycle, "training_installed", lambda: False)
+    monkeypatch.setattr(serving.lifecycle.service, "training_installed", lambda: False)
     client = make_client()
     answer = client.post("/retrain", json={}, headers=AUTH)
     assert answer.status_code == 501
@@ -121,7 +121,7 @@ def test_slim_install_answers_501_with_what_to_do(
 def test_slim_answer_needs_auth_first(
     make_client: Callable[..., TestClient[Litestar]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(serving.lifecycle, "training_installed", lambda: False)
+    monkeypatch.setattr(serving.lifecycle.service, "training_installed", lambda: False)
     assert make_client().post("/retrain", json={}).status_code == 401
 
 

@@ -8,7 +8,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-import serving.retrain
+import serving.lifecycle.jobs
 from drugclf.registry import Registry
 from tests.retrain.conftest import AUTH, DATA, served_version, set_cv, wait_for_job
 
@@ -110,7 +110,9 @@ def test_parity_failure_publishes_nothing_and_the_old_model_keeps_serving(
     monkeypatch: pytest.MonkeyPatch,
     child_imports_tests: None,
 ) -> None:
-    monkeypatch.setattr(serving.retrain, "DEFAULT_TARGET", "tests.retrain.fakes:parity_fails")
+    monkeypatch.setattr(
+        serving.lifecycle.jobs, "DEFAULT_TARGET", "tests.retrain.fakes:parity_fails"
+    )
     client = make_client()
     before = registry.current_version()
     versions_before = registry.versions()

@@ -80,7 +80,7 @@ def test_cli_and_endpoints_share_the_registry(
 
 def test_serving_imports_no_training_stack() -> None:
     code = (
-        "import sys, serving.app, serving.lifecycle, serving.retrain\n"
+        "import sys, serving.app, serving.lifecycle.routes, serving.lifecycle.jobs\n"
         "heavy = {'sklearn', 'pandas', 'imblearn', 'skl2onnx', 'training'}\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "assert not loaded, loaded\n"

@@ -14,6 +14,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from drugclf.registry import Registry
+from loadtests.bench.reference import with_reference_route
 from serving.app import create_app
 from serving.settings import Settings
 from tests.support import DATA, PATIENT, ROOT, Trained, edit_metadata
@@ -37,12 +38,11 @@ def registry_copy(trained: Trained, tmp_path: Path) -> Registry:
 
 
 def _settings_for(artifacts_dir: Path, **overrides: object) -> Settings:
-    """Test settings: quiet access log, fast reload checks, bench routes on."""
+    """Test settings: quiet access log, fast reload checks."""
     values: dict[str, object] = {
         "artifacts_dir": artifacts_dir,
         "access_log": False,
         "reload_interval": 0.05,
-        "bench_routes": True,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -50,8 +50,10 @@ def _settings_for(artifacts_dir: Path, **overrides: object) -> Settings:
 
 @pytest.fixture(scope="module")
 def app(trained: Trained) -> Litestar:
-    """An app on the session model (module scope: the model is read-only here)."""
-    return create_app(_settings_for(trained.artifacts_dir, max_batch_size=1000))
+    """An app on the session model, with the bench's reference route (read-only model)."""
+    return with_reference_route(
+        create_app(_settings_for(trained.artifacts_dir, max_batch_size=1000))
+    )
 
 
 @pytest.fixture(scope="module")

@@ -148,7 +148,7 @@ def test_bench_reference_has_the_predict_shape(client: Client, patient: dict[str
     assert bad.json()["field"] == "Age"
 
 
-def test_bench_route_is_off_by_default(trained: Trained, settings_for: object) -> None:
+def test_production_app_has_no_bench_route(trained: Trained, settings_for: object) -> None:
     from serving.app import create_app
     from serving.settings import Settings
 

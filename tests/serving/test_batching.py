@@ -9,8 +9,8 @@ import pytest
 
 from drugclf.contract import Patient
 from drugclf.registry import Registry
-from serving.batching import MicroBatcher
-from serving.model import DrugModel, Predictions
+from serving.inference.batching import MicroBatcher
+from serving.inference.model import DrugModel, Predictions
 
 from .conftest import Trained
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from drugclf.contract import CLASSES
-from serving import codec as codec_module
-from serving.codec import PatientCodec
-from serving.schemas import PredictionResponse, Probabilities
+from serving.inference import codec as codec_module
+from serving.inference.codec import PatientCodec
+from serving.inference.schemas import PredictionResponse, Probabilities
 
 
 def _expected(labels: list[str], probabilities: np.ndarray, version: str) -> bytes:

@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 
 from drugclf.contract import Patient
 from serving.app import create_app_from_env
-from serving.schemas import PredictionResponse, Probabilities
+from serving.inference.schemas import PredictionResponse, Probabilities
 from tests.support import PATIENT
 
 from .conftest import Trained

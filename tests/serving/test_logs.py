@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.logs import JsonFormatter, TextFormatter
+from serving.http.logs import JsonFormatter, TextFormatter
 from serving.settings import Settings
 
 from .conftest import PATIENT, Trained
@@ -55,7 +55,7 @@ def test_settings_from_environment() -> None:
         {
             "DRUGCLF_PORT": "9001",
             "DRUGCLF_WORKERS": "3",
-            "DRUGCLF_BENCH_ROUTES": "1",
+            "DRUGCLF_APP_FACTORY": "loadtests.bench.reference:create_app_from_env",
             "DRUGCLF_LOG_FORMAT": "text",
             "DRUGCLF_ADMIN_TOKEN": "s3cret",
             "DRUGCLF_ARTIFACTS_DIR": "/srv/models",
@@ -64,11 +64,11 @@ def test_settings_from_environment() -> None:
     )
     assert settings.port == 9001
     assert settings.worker_count() == 3
-    assert settings.bench_routes is True
+    assert settings.app_factory == "loadtests.bench.reference:create_app_from_env"
     assert settings.log_format == "text"
     assert settings.admin_token == "s3cret"
     assert str(settings.artifacts_dir) == "/srv/models"
-    assert Settings.from_env({}).bench_routes is False
+    assert Settings.from_env({}).app_factory == "serving.app:create_app_from_env"
     assert Settings.from_env({}).worker_count() >= 1
 
 
@@ -107,7 +107,7 @@ def test_json_access_lines_are_written_straight_to_the_log_stream(
     trained: Trained, settings_for: Callable[..., Settings], tmp_path: Path
 ) -> None:
     """With the server's JSON logging configured, access lines skip ``logging`` but look alike."""
-    from serving import logs
+    from serving.http import logs
 
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level

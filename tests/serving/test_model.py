@@ -13,7 +13,7 @@ import pytest
 from drugclf.artifact import ArtifactError
 from drugclf.contract import CLASSES, Patient
 from drugclf.registry import Registry
-from serving.model import DrugModel
+from serving.inference.model import DrugModel
 from serving.settings import OrtThreads
 
 from .conftest import DATA, Trained

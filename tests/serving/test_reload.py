@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from drugclf.registry import Registry
 from serving.app import create_app
-from serving.reload import ModelHolder
+from serving.inference.holder import ModelHolder
 from serving.settings import Settings
 
 from .conftest import PATIENT, Trained
@@ -74,7 +74,10 @@ def test_bad_new_artifact_is_refused_and_the_old_model_keeps_serving(
     clone_version(registry_copy, trained.version, BAD, model_bytes=b"\x00 corrupt onnx")
     clone_version(registry_copy, trained.version, V2)
     app = create_app(settings_for(registry_copy.root))
-    with caplog.at_level(logging.ERROR, logger="serving.reload"), TestClient(app) as client:
+    with (
+        caplog.at_level(logging.ERROR, logger="serving.inference.holder"),
+        TestClient(app) as client,
+    ):
         registry_copy.promote(BAD)
         deadline = time.monotonic() + 3.0
         while not any("refused new model" in r.getMessage() for r in caplog.records):

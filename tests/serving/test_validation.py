@@ -192,7 +192,7 @@ def test_batch_limit_is_a_setting(small_client: Client) -> None:
 
 
 def test_unexpected_error_is_a_clean_500(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
-    from serving.model import DrugModel
+    from serving.inference.model import DrugModel
     from serving.settings import Settings
 
     def explode(self: DrugModel, patient: object) -> None:

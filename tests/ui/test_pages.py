@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from serving.ui import PAGES as UI_PAGES
+from serving.ui.routes import PAGES as UI_PAGES
 from tests.ui.conftest import ADMIN_TOKEN, DATA, Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

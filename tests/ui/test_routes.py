@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from drugclf.registry import Registry
 from serving.app import create_app
 from serving.settings import Settings
-from serving.ui import PAGES as UI_PAGES
+from serving.ui.routes import PAGES as UI_PAGES
 from tests.ui.conftest import Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -69,16 +69,20 @@ def test_confusion_matrix_of_a_version(server: Server) -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "field"),
-    [("not-a-version", "version"), ("..%2F..%2Fetc", None), ("20990101-000000-abcdef", None)],
+    ("version", "field", "code"),
+    [
+        ("not-a-version", "version", "version_not_found"),
+        ("..%2F..%2Fetc", None, "not_found"),  # decoded to a path no route matches
+        ("20990101-000000-abcdef", None, "version_not_found"),
+    ],
 )
 def test_confusion_matrix_of_an_unknown_version_is_404(
-    server: Server, version: str, field: str | None
+    server: Server, version: str, field: str | None, code: str
 ) -> None:
     status, headers, body = _fetch(server, f"/models/{version}/confusion_matrix.png")
     assert status == 404
     assert headers["content-type"].startswith("application/json")
-    assert b'"code":"not_found"' in body
+    assert f'"code":"{code}"'.encode() in body
     if field:
         assert f'"field":"{field}"'.encode() in body
 

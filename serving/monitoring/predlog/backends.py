@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from serving.predlog.records import COLUMNS, REQUEST_COLUMNS, Row
+from serving.monitoring.predlog.records import COLUMNS, REQUEST_COLUMNS, Row
 
 TABLE: Final = "predictions"
 # Any 64-bit number: serialises concurrent schema creation by several workers on PostgreSQL.

@@ -2,7 +2,7 @@
 
 Litestar would convert a body leniently (``"47"`` becomes 47); the prebuilt msgspec decoder
 here is strict and knows the batch limit, so one call validates everything. Errors become the
-domain errors of ``serving.errors`` with the field, its index and what it accepts.
+domain errors of ``serving.http.errors`` with the field, its index and what it accepts.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from drugclf.contract import Patient
-from serving.errors import (
+from serving.http.errors import (
     BatchSizeError,
     MalformedBodyError,
     UnsupportedMediaTypeError,
     from_validation_error,
 )
-from serving.schemas import PredictionResponse, Probabilities
+from serving.inference.schemas import PredictionResponse, Probabilities
 
 _BATCH_PREFIX: Final = "Expected `array` of length"
 _JSON_BYTES: Final = b"application/json"

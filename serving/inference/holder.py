@@ -19,7 +19,7 @@ import anyio.to_thread
 
 from drugclf.artifact import ArtifactError
 from drugclf.registry import Registry
-from serving.model import DrugModel
+from serving.inference.model import DrugModel
 from serving.settings import OrtThreads
 
 logger = logging.getLogger(__name__)

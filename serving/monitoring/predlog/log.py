@@ -5,7 +5,7 @@ form (msgspec, in C: the body it received, the labels and the probabilities' byt
 one patient, measured in-process) and a ``deque.append`` (thread-safe in CPython, no lock, no
 I/O). The queue holds bytes: no patient object outlives its request. A shipper thread wakes
 every ``flush_interval`` seconds and sends the queue, a frame of up to ``FRAME_ROWS`` rows at a
-time, to the worker's writer process (``serving.predlog.writer``), which decodes the patients,
+time, to the worker's writer process (``predlog.writer``), which decodes the patients,
 expands the requests into rows and commits them; a reporter thread reads back what was written.
 The shipper only joins encoded requests (about 6 µs for 600 of them), so the GIL it holds never
 keeps the event loop waiting long; encoding in the shipper, as it used to, held it for about
@@ -44,8 +44,14 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from serving.predlog.backends import Backend, PredictionLogError, open_backend
-from serving.predlog.wire import LoggedRequest, Report, WriterConfig, read_frame, write_frame
+from serving.monitoring.predlog.backends import Backend, PredictionLogError, open_backend
+from serving.monitoring.predlog.wire import (
+    LoggedRequest,
+    Report,
+    WriterConfig,
+    read_frame,
+    write_frame,
+)
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -57,8 +63,8 @@ SECONDS_PER_DAY: Final = 86_400.0
 RESPAWN_EVERY_S: Final = 1.0
 POLL_S: Final = 0.05
 MAX_STARTS_WHEN_STOPPING: Final = 2
-_ROOT: Final = Path(__file__).resolve().parents[2]  # the folder holding the serving package
-WRITER_COMMAND: Final = [sys.executable, "-m", "serving.predlog.writer"]
+_ROOT: Final = Path(__file__).resolve().parents[3]  # the folder holding the serving package
+WRITER_COMMAND: Final = [sys.executable, "-m", "serving.monitoring.predlog.writer"]
 
 # One queued request: its encoded ``LoggedRequest`` and its number of rows (patients).
 Pending: TypeAlias = tuple[msgspec.Raw, int]
@@ -94,7 +100,7 @@ class _WriterProcess:
 
     def __init__(self, config: WriterConfig) -> None:
         env = dict(os.environ)
-        # The writer imports serving.predlog whether or not the project is installed.
+        # The writer imports serving.monitoring.predlog whether or not the project is installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
             WRITER_COMMAND,

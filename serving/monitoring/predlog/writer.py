@@ -1,6 +1,6 @@
-"""``python -m serving.predlog.writer``: the process that writes one worker's prediction log.
+"""``python -m serving.monitoring.predlog.writer``: writes one worker's prediction log.
 
-Each worker starts one (``serving.predlog.log``) and sends it frames of answered requests on its
+Each worker starts one (``predlog.log``) and sends it frames of answered requests on its
 stdin; it expands them into rows, commits one transaction per frame and reports back on its
 stdout. Measured in a worker's own writer thread, the database's Python driver took and dropped
 the GIL once per row (thousands of hand-offs per large batch) and slowed the answers; in its own
@@ -24,10 +24,16 @@ from typing import Final
 
 import msgspec
 
-from serving.predlog.backends import Backend, Connection, open_backend
-from serving.predlog.records import Row, expand
-from serving.predlog.wire import LoggedRequest, Report, ReportKind, WriterConfig, read_frame
-from serving.predlog.wire import write_frame as _write_frame
+from serving.monitoring.predlog.backends import Backend, Connection, open_backend
+from serving.monitoring.predlog.records import Row, expand
+from serving.monitoring.predlog.wire import (
+    LoggedRequest,
+    Report,
+    ReportKind,
+    WriterConfig,
+    read_frame,
+)
+from serving.monitoring.predlog.wire import write_frame as _write_frame
 
 RETRY_MAX_S: Final = 5.0
 RETRY_FIRST_S: Final = 0.25

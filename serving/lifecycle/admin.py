@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Final
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Guard
 
-from serving.errors import ServingError
+from serving.http.errors import ServingError
+from serving.http.state import service
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +108,7 @@ class AdminAccess:
         if not hmac.compare_digest(token.encode(), self._token):
             raise ForbiddenError("the admin token is not valid", field="Authorization")
 
-    def guard(self) -> Guard:
-        """A Litestar guard applying this policy."""
 
-        def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-            self.check(connection)
-
-        return admin_only
+def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Litestar guard: the app's ``AdminAccess`` policy decides."""
+    service(connection.app.state, AdminAccess).check(connection)

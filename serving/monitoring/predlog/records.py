@@ -12,7 +12,7 @@ from typing import Any, Final, TypeAlias
 import msgspec
 
 from drugclf.contract import CLASSES, FEATURE_NAMES, Patient
-from serving.predlog.wire import LoggedRequest
+from serving.monitoring.predlog.wire import LoggedRequest
 
 INPUT_COLUMNS: Final = tuple(name.lower() for name in FEATURE_NAMES)
 PROBABILITY_COLUMNS: Final = tuple("p_" + name.lower() for name in CLASSES)

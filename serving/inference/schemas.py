@@ -28,7 +28,7 @@ class Probabilities(msgspec.Struct, frozen=True, gc=False):
 # Spelled out so OpenAPI and mypy see the fields; tied to the contract so it cannot drift.
 if Probabilities.__struct_fields__ != CLASSES:  # pragma: no cover - a contract change
     raise ImportError(
-        f"serving.schemas.Probabilities fields {Probabilities.__struct_fields__} "
+        f"serving.inference.schemas.Probabilities fields {Probabilities.__struct_fields__} "
         f"differ from the contract's classes {CLASSES}"
     )
 

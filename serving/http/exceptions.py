@@ -14,8 +14,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from serving.codec import PatientCodec
-from serving.errors import ErrorBody, ServingError
+from serving.http.errors import ErrorBody, ServingError
+from serving.inference.codec import PatientCodec
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Final
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.logs import AccessLog
-from serving.metrics import ServerMetrics
+from serving.http.logs import AccessLog
+from serving.http.metrics import ServerMetrics
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 # Echo a client's id only if it is short and harmless in logs and headers.

@@ -16,12 +16,14 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 
-from drugclf.artifact import ArtifactMetadata
+from drugclf.artifact import ArtifactError, ArtifactMetadata, read_metadata
 from drugclf.contract import CLASSES, FEATURE_NAMES
-from serving.drift import MIN_ROWS, PSI_THRESHOLD, FeatureDrift, feature_drift
-from serving.errors import ServingError
-from serving.predlog.backends import Backend, Filters
-from serving.predlog.records import COLUMNS, PredictionRecord, RecordedInputs
+from drugclf.registry import RegistryError
+from serving.http.errors import ServingError
+from serving.inference.holder import ModelHolder
+from serving.monitoring.drift import MIN_ROWS, PSI_THRESHOLD, FeatureDrift, feature_drift
+from serving.monitoring.predlog.backends import Backend, Filters
+from serving.monitoring.predlog.records import COLUMNS, PredictionRecord, RecordedInputs
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +146,21 @@ def to_record(row: tuple[Any, ...]) -> PredictionRecord:
     )
 
 
+def metadata_lookup(holder: ModelHolder) -> Callable[[str], ArtifactMetadata | None]:
+    """Find a version's metadata: the loaded model's, else the registry's copy."""
+
+    def lookup(version: str) -> ArtifactMetadata | None:
+        model = holder.model
+        if model is not None and model.version == version:
+            return model.metadata
+        try:
+            return read_metadata(holder.registry.version_dir(version))
+        except (ArtifactError, RegistryError):
+            return None
+
+    return lookup
+
+
 class Monitor:
     """Reads the prediction log for the monitoring endpoints (blocking: call from a thread)."""
 
@@ -156,6 +173,15 @@ class Monitor:
         self.backend = backend
         self.metadata_for = metadata_for
         self.current_version = current_version
+
+    @classmethod
+    def over(cls, backend: Backend | None, holder: ModelHolder) -> Monitor:
+        """A monitor of ``backend`` (None: the log is off) for the model ``holder`` serves."""
+        return cls(
+            backend,
+            metadata_lookup(holder),
+            lambda: holder.model.version if holder.model is not None else None,
+        )
 
     def _backend(self) -> Backend:
         if self.backend is None:

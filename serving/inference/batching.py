@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 
 from drugclf.contract import Patient
-from serving.model import DrugModel, Predictions
+from serving.inference.model import DrugModel, Predictions
 
 logger = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ import msgspec
 from drugclf.artifact import ArtifactError, read_metadata
 from drugclf.registry import Registry, RegistryError
 from drugclf.retrain import Failed, JobEvent, JobSpec, Published, Validated
-from serving import logs
-from serving.errors import ServingError
-from serving.retrain_lock import JobLock
-from serving.retrain_schemas import Job, JobError, ParityReply, RetrainRequest, RetrainResult
+from serving.http import logs
+from serving.http.errors import ServingError
+from serving.lifecycle.lock import JobLock
+from serving.lifecycle.schemas import Job, JobError, ParityReply, RetrainRequest, RetrainResult
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from drugclf.contract import Patient
-from serving.errors import ErrorBody
+from serving.http.errors import ErrorBody
 
-STATIC_DIR: Final = Path(__file__).parent / "static"
+STATIC_DIR: Final = Path(__file__).parents[1] / "static"
 STATIC_PATH: Final = "/static"
 DOCS_PATH: Final = "/docs"
 _SWAGGER: Final = f"{STATIC_PATH}/vendor/swagger-ui"

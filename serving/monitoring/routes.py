@@ -1,27 +1,24 @@
 """HTTP for monitoring: ``GET /predictions`` and ``GET /monitoring/summary`` (thin handlers).
 
-The handlers translate query parameters into calls on ``serving.monitoring.Monitor`` and run
-them in a worker thread (they read the database). Errors are ``ServingError``s, mapped to the
-one JSON error shape by ``serving.handlers``.
+The handlers translate query parameters into calls on ``Monitor`` and run them in a worker
+thread (they read the database). Errors are ``ServingError``s, mapped to the
+one JSON error shape by ``serving.http.exceptions``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from litestar import Router, get
+from litestar import Controller, get
+from litestar.datastructures import State
 from litestar.params import Parameter
 
-from drugclf.artifact import ArtifactError, ArtifactMetadata, read_metadata
 from drugclf.contract import DrugClass
-from drugclf.registry import Registry, RegistryError
-from serving.errors import InvalidInputError
-from serving.monitoring import Monitor, MonitoringSummary, PredictionPage
-from serving.predlog.backends import Filters
-from serving.predlog.log import PredictionLog
-from serving.reload import ModelHolder
+from serving.http.errors import InvalidInputError
+from serving.http.state import service
+from serving.monitoring.monitor import Monitor, MonitoringSummary, PredictionPage
+from serving.monitoring.predlog.backends import Filters
 
 MAX_PAGE = 1000
 
@@ -59,33 +56,16 @@ def _window(since: datetime | None, until: datetime | None) -> tuple[float | Non
     return start, end
 
 
-def metadata_lookup(
-    holder: ModelHolder, registry: Registry
-) -> Callable[[str], ArtifactMetadata | None]:
-    """Find a version's metadata: the loaded model's, else the registry's copy."""
+class MonitoringController(Controller):
+    """Recent predictions and their summary, read from the prediction log's database."""
 
-    def lookup(version: str) -> ArtifactMetadata | None:
-        model = holder.model
-        if model is not None and model.version == version:
-            return model.metadata
-        try:
-            return read_metadata(registry.version_dir(version))
-        except (ArtifactError, RegistryError):
-            return None
+    path = "/"
+    tags = ["monitoring"]  # noqa: RUF012 - Litestar reads a list
 
-    return lookup
-
-
-def monitoring_router(log: PredictionLog | None, holder: ModelHolder) -> Router:
-    """The monitoring routes, reading ``log``'s database (404s when the log is off)."""
-    monitor = Monitor(
-        log.backend if log is not None else None,
-        metadata_lookup(holder, holder.registry),
-        lambda: holder.model.version if holder.model is not None else None,
-    )
-
-    @get("/predictions", sync_to_thread=True, tags=["monitoring"])
+    @get("/predictions", sync_to_thread=True)
     def list_predictions(  # noqa: PLR0917 - each parameter is a query parameter
+        self,
+        state: State,
         since: Since = None,
         until: Until = None,
         model_version: Version = None,
@@ -110,11 +90,15 @@ def monitoring_router(log: PredictionLog | None, holder: ModelHolder) -> Router:
         """
         start, end = _window(since, until)
         filters = Filters(since=start, until=end, model_version=model_version, predicted=prediction)
-        return monitor.predictions(filters, limit, before_id)
+        return service(state, Monitor).predictions(filters, limit, before_id)
 
-    @get("/monitoring/summary", sync_to_thread=True, tags=["monitoring"])
+    @get("/monitoring/summary", sync_to_thread=True)
     def summary(
-        since: Since = None, until: Until = None, model_version: Version = None
+        self,
+        state: State,
+        since: Since = None,
+        until: Until = None,
+        model_version: Version = None,
     ) -> MonitoringSummary:
         """Predictions per hour, class mix per model version, latency percentiles and drift.
 
@@ -123,6 +107,4 @@ def monitoring_router(log: PredictionLog | None, holder: ModelHolder) -> Router:
         version's metadata: PSI per feature, flagged above 0.2 once 50 rows exist.
         """
         start, end = _window(since, until)
-        return monitor.summary(start, end, model_version)
-
-    return Router(path="/", route_handlers=[list_predictions, summary])
+        return service(state, Monitor).summary(start, end, model_version)

@@ -1,0 +1,1 @@
+"""What every route shares: errors, middleware, raw responses, OpenAPI, logs and metrics."""

@@ -1,0 +1,1 @@
+"""The data plane: the model, hot reload, micro-batching, the codec and the prediction service."""

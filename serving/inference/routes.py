@@ -1,0 +1,107 @@
+"""HTTP for the data plane: ``/predict``, ``/model/info``, ``/health``, ``/ready``, ``/metrics``.
+
+Each handler translates HTTP to one call on ``PredictionService`` (or the metrics) and returns
+prebuilt bytes. Errors are ``ServingError``s, answered by ``serving.http.exceptions``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import ResponseSpec
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from serving.http.metrics import ServerMetrics
+from serving.http.openapi import ERROR_RESPONSES, PREDICT_EXAMPLES, document_body, error_spec
+from serving.http.responses import RawResponse
+from serving.http.state import service
+from serving.inference.codec import check_json_content_type
+from serving.inference.schemas import (
+    HealthResponse,
+    ModelInfoResponse,
+    PredictionResponse,
+    ReadyResponse,
+)
+from serving.inference.service import PredictionService
+
+METRICS_CONTENT_TYPE: Final = (b"content-type", CONTENT_TYPE_LATEST.encode())
+
+
+class PredictionController(Controller):
+    """The prediction and status routes of one app."""
+
+    path = "/"
+
+    @get(
+        "/health",
+        tags=["status"],
+        responses={200: ResponseSpec(HealthResponse, description="Alive", generate_examples=False)},
+    )
+    async def health(self, state: State) -> RawResponse:
+        """Liveness: the process answers. Reports whether and which model is loaded."""
+        return RawResponse(service(state, PredictionService).health())
+
+    @get(
+        "/ready",
+        tags=["status"],
+        responses={
+            503: ResponseSpec(ReadyResponse, description="No model loaded", generate_examples=False)
+        },
+    )
+    async def ready(self, state: State) -> RawResponse:
+        """Readiness: 200 only when a model is loaded and can answer."""
+        body, ready = service(state, PredictionService).readiness()
+        return RawResponse(body, 200 if ready else 503)
+
+    @post(
+        "/predict",
+        tags=["prediction"],
+        status_code=200,
+        dependencies={"_body_schema": Provide(document_body, sync_to_thread=False)},
+        responses={
+            200: ResponseSpec(
+                PredictionResponse | list[PredictionResponse],
+                description="One answer per patient, in the order sent",
+                generate_examples=False,
+                examples=PREDICT_EXAMPLES,
+            ),
+            **ERROR_RESPONSES,
+        },
+    )
+    async def predict(self, request: Request[Any, Any, Any]) -> RawResponse:
+        """Predict the drug class of one patient, or of a batch in one model call.
+
+        The body is a patient object or an array of them. The answer carries the version of
+        the model that produced it.
+        """
+        scope = request.scope
+        check_json_content_type(scope["headers"])
+        state = scope["state"]
+        predictions = service(request.app.state, PredictionService)
+        answer = await predictions.answer_json(await request.body(), state.get("request_id"))
+        state["model_version"] = answer.model_version
+        return RawResponse(answer.body)
+
+    @get(
+        "/model/info",
+        tags=["model"],
+        responses={
+            200: ResponseSpec(
+                ModelInfoResponse, description="The loaded model", generate_examples=False
+            ),
+            503: error_spec("No model loaded"),
+        },
+    )
+    async def model_info(self, state: State) -> RawResponse:
+        """What the loaded model is: type, version, params, classes, features, metrics, parity."""
+        return RawResponse(service(state, PredictionService).model_info())
+
+    @get("/metrics", tags=["status"])
+    async def metrics(self, state: State) -> RawResponse:
+        """Prometheus metrics in the text exposition format."""
+        return RawResponse(
+            service(state, ServerMetrics).render(), content_type=METRICS_CONTENT_TYPE
+        )

@@ -1,0 +1,178 @@
+"""The data plane: decode, choose the model, predict, count, record, encode.
+
+Every protocol that answers predictions (the REST ``/predict`` route today, others later) calls
+``PredictionService``; routes only translate HTTP to these calls and back. The service knows no
+HTTP: it is built and tested without a server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from drugclf.contract import Patient
+from serving.http.errors import ModelUnavailableError
+from serving.http.metrics import ServerMetrics
+from serving.inference.batching import MicroBatcher
+from serving.inference.codec import PatientCodec
+from serving.inference.holder import ModelHolder
+from serving.inference.model import DrugModel, Predictions
+from serving.inference.schemas import HealthResponse, ModelInfoResponse, ReadyResponse
+
+
+class PredictionRecorder(Protocol):
+    """Where answered requests go (the prediction log); inference does not depend on it."""
+
+    def record(  # noqa: PLR0917 - the log's hot-path signature
+        self,
+        request_id: str | None,
+        version: str,
+        body: bytes,
+        labels: Sequence[str],
+        probabilities: npt.NDArray[np.float32],
+        started: float,
+    ) -> None:
+        """Keep one request's answers (``body`` is the JSON the codec accepted)."""
+
+
+class Answer:
+    """An encoded answer and the version of the model that produced it."""
+
+    __slots__ = ("body", "model_version")
+
+    def __init__(self, body: bytes, model_version: str) -> None:
+        self.body = body
+        self.model_version = model_version
+
+
+def model_info(model: DrugModel) -> ModelInfoResponse:
+    """The ``/model/info`` answer for a model."""
+    meta = model.metadata
+    return ModelInfoResponse(
+        model_type=meta.model_type,
+        model_version=meta.version,
+        n_estimators=meta.params.n_estimators,
+        max_leaf_nodes=meta.params.max_leaf_nodes,
+        binning=meta.params.binning,
+        smote=meta.params.smote,
+        classes=list(meta.classes),
+        features=list(meta.features),
+        metrics=meta.metrics,
+        created_at=meta.created_at,
+        data_sha256=meta.data_sha256,
+        data_rows=meta.data_rows,
+        git_commit=meta.git_commit,
+        parity=meta.parity,
+        parity_passed=meta.parity.passed,
+        library_versions=meta.library_versions,
+        opset=meta.opset,
+    )
+
+
+class PredictionService:
+    """Answers prediction requests with the model the holder serves now.
+
+    Args:
+        holder: the worker's model holder (hot reload swaps its model).
+        codec: strict decoding of patients, fast encoding of answers.
+        metrics: predictions are counted by class.
+        recorder: the prediction log, or None when it is off.
+        micro_batching: let concurrent single-patient requests share one model call.
+    """
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        codec: PatientCodec,
+        metrics: ServerMetrics,
+        recorder: PredictionRecorder | None = None,
+        *,
+        micro_batching: bool = True,
+    ) -> None:
+        self.holder = holder
+        self.codec = codec
+        self.metrics = metrics
+        self.recorder = recorder
+        self._batcher = MicroBatcher(lambda: self.model) if micro_batching else None
+        self._info: dict[str, bytes] = {}
+
+    @property
+    def model(self) -> DrugModel:
+        """The model answering now.
+
+        Raises:
+            ModelUnavailableError: none is loaded (only while starting or stopping).
+        """
+        model = self.holder.model
+        if model is None:
+            raise ModelUnavailableError("no model is loaded yet")
+        return model
+
+    async def predict(self, patients: Patient | list[Patient]) -> tuple[DrugModel, Predictions]:
+        """Predict one patient (micro-batched) or a batch, and count the predicted classes."""
+        if isinstance(patients, Patient):
+            if self._batcher is not None:
+                model, result = await self._batcher.predict(patients)
+            else:
+                model = self.model
+                result = model.predict_one(patients)
+            self.metrics.observe_prediction(result.labels[0])
+        else:
+            model = self.model
+            result = model.predict(patients)
+            self.metrics.observe_predictions(result.labels)
+        return model, result
+
+    async def answer_json(self, body: bytes, request_id: str | None) -> Answer:
+        """The JSON answer to a JSON request body (one patient or an array), logged.
+
+        Raises:
+            MalformedBodyError, BatchSizeError, InvalidInputError: the body is refused.
+            ModelUnavailableError: no model is loaded.
+        """
+        started = time.perf_counter()
+        patients = self.codec.decode(body)
+        model, result = await self.predict(patients)
+        if isinstance(patients, Patient):
+            encoded = self.codec.encode_one(
+                result.labels[0], result.probabilities[0], model.version
+            )
+        else:
+            encoded = self.codec.encode_many(result.labels, result.probabilities, model.version)
+        if self.recorder is not None:
+            self.recorder.record(
+                request_id, model.version, body, result.labels, result.probabilities, started
+            )
+        return Answer(encoded, model.version)
+
+    def model_info(self) -> bytes:
+        """The encoded ``/model/info`` answer of the served model (encoded once per version)."""
+        model = self.model
+        body = self._info.get(model.version)
+        if body is None:
+            body = self._info[model.version] = self.codec.encode(model_info(model))
+        return body
+
+    def health(self) -> bytes:
+        """The encoded liveness answer: whether and which model is loaded."""
+        model = self.holder.model
+        return self.codec.encode(
+            HealthResponse(
+                status="healthy",
+                model_loaded=model is not None,
+                model_version=model.version if model is not None else None,
+            )
+        )
+
+    def readiness(self) -> tuple[bytes, bool]:
+        """The encoded readiness answer, and whether a model can answer."""
+        model = self.holder.model
+        body = ReadyResponse(
+            status="ready" if model else "not_ready",
+            model_version=model.version if model else None,
+        )
+        return self.codec.encode(body), model is not None

@@ -1,0 +1,1 @@
+"""Which model serves: retrain jobs, the job lock, admin access and the ``/models*`` routes."""

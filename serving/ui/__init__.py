@@ -1,0 +1,1 @@
+"""The web UI: page routes over the static files in ``serving/static/ui``."""
