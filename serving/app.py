@@ -127,7 +127,7 @@ def _freeze_startup_objects() -> None:
     """Move everything alive after startup out of the cyclic GC's reach.
 
     The app, the model and the imported modules live as long as the worker; left tracked, every
-    full collection walks them again (tens of ms, a visible p99 spike on large batches). Only
+    full collection walks them again, a visible p99 spike on large batches. Only
     the worker factory does this: tests build many apps in one process and must free them.
     """
     gc.collect()

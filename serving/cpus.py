@@ -2,8 +2,9 @@
 
 A container limited with ``docker run --cpus 2`` (or a Kubernetes CPU limit) still sees every
 core of the host in its CPU set: the limit is a CFS quota in its cgroup. One worker per host
-core there would mean dozens of ~90 MiB workers sharing two CPUs' worth of time, and throttling
-whenever they are busy together. So the quota, where there is one, caps the count.
+core there would mean dozens of workers, each with its own model and libraries in memory,
+sharing two CPUs' worth of time, and throttling whenever they are busy together. So the quota,
+where there is one, caps the count.
 
 Both cgroup versions are read, from the mounts ``/proc/self/mountinfo`` lists (a machine can
 mount the v1 ``cpu`` controller and a v2 hierarchy side by side), for this process's cgroup and

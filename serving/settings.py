@@ -30,9 +30,9 @@ class OrtThreads:
     """How many threads a model call may use.
 
     ``per_call`` onnxruntime threads for every call. A batch of at least ``large_batch_rows``
-    patients is cut into ``large_batch`` slices that run at once, one per thread: a 1,000-patient
-    batch spends ~4.8 ms in the forest on one thread and ~2.7 ms in two slices, while a single
-    patient gains nothing. Measured in docs/serving.md. Built from the ``ort_*`` settings.
+    patients is cut into ``large_batch`` slices that run at once, one per thread: a large batch
+    spends most of its time in the forest, which the slices share out, while a single patient
+    gains nothing. Measured in docs/serving.md. Built from the ``ort_*`` settings.
     """
 
     per_call: int = 1

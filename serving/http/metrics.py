@@ -26,7 +26,8 @@ from drugclf.contract import CLASSES
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
-# Requests take well under a millisecond to tens of milliseconds (a 1,000-patient batch).
+# Fine buckets where single patients are answered, coarser ones up to a full batch on a busy
+# machine.
 LATENCY_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip

@@ -1,7 +1,7 @@
 """Micro-batching: single-patient requests that are waiting at the same moment share one model call.
 
-An onnxruntime call has a fixed cost (about 40 µs for this graph, most of it per-node overhead,
-not the trees) that dwarfs the per-row cost (a few µs). Under concurrent load, several
+An onnxruntime call has a fixed cost, most of it per-node overhead rather than the trees, that
+dwarfs the cost of one more row (docs/serving.md, "Why it is fast"). Under concurrent load, several
 ``/predict`` requests of one worker are ready in the same event-loop iteration; each adds its
 patient to a pending list, the first also schedules one flush with ``call_soon``. The flush
 runs after every request already ready in that iteration has been queued, so a lone request

@@ -27,7 +27,7 @@ _BATCH_PREFIX: Final = "Expected `array` of length"
 _JSON_BYTES: Final = b"application/json"
 _CONTENT_TYPE: Final = b"content-type"
 ANSWER_CACHE_SIZE: Final = 4096
-"""Distinct encoded answers kept per worker (about 1 MiB)."""
+"""Distinct encoded answers kept per worker (its memory: docs/serving.md, "Why it is fast")."""
 
 
 class PatientCodec:
@@ -85,8 +85,8 @@ class PatientCodec:
     ) -> list[bytes]:
         """Each patient's encoded answer, from the cache when the same answer was encoded before.
 
-        A forest gives few distinct answers (a batch of 1,000 has about a hundred), and building
-        and encoding two structs per patient was most of a batch's encoding time. The key is the
+        A forest gives few distinct answers, even over a large batch, and building and encoding
+        two structs per patient was most of a batch's encoding time. The key is the
         label and the exact float32 bytes of the row, so a cached answer is byte for byte the one
         encoding would give. The graph's values are sent as they are (0.8999999761581421):
         rounding them costs more than the rest of the encoding, and they still sum to 1 within
