@@ -75,8 +75,8 @@ CMD ["python", "-m", "training", "full", "--data", "data/drug200.csv", "--artifa
 # --------------------------------------------------------------------------------------------
 FROM uv AS serve-env
 
-# The test suites that wheels ship (numpy's alone is ~20 MB with bytecode) are never imported
-# by a server: drop them so the runtime layer carries only what runs.
+# The test suites that wheels ship are never imported by a server: drop them so the runtime
+# layer carries only what runs (docs/docker.md, "Size").
 RUN uv sync --frozen --no-dev --extra serve --no-install-project --no-editable \
  && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
 

@@ -25,7 +25,7 @@ install: ## Install everything (all extras + dev tools) into .venv from uv.lock
 
 # Python still reads .pyc files when PYTHONDONTWRITEBYTECODE is set (it is on this machine), but
 # never writes them: without this, every server process compiled Litestar and our modules from
-# source, and the server was ready after 1.1 s instead of 0.7 s (median of 7 starts, measured).
+# source before it was ready (measured in docs/loadtesting.md, "What was done about them").
 .PHONY: bytecode
 bytecode: ## Byte-compile the project's packages (install does it; serve and bench refresh it)
 	@$(PY) -m compileall -q drugclf training serving loadtests
