@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 from locust import between, tag, task
@@ -68,6 +68,15 @@ def _think_time() -> Any:
     return between(float(low), float(high or low))
 
 
+def _body(encoded: bytes) -> str:
+    """``encoded`` as the ``data=`` of a Locust request, unchanged.
+
+    Locust's annotation says ``str``, but its docstring and geventhttpclient take bytes, and
+    sending the bytes spares an encode per request: the cast only satisfies the annotation.
+    """
+    return cast("str", encoded)
+
+
 def _rng() -> random.Random:
     # One generator per user: reproducible with LOADTEST_SEED, independent between users.
     return random.Random(None if _SEED is None else f"{_SEED}-{random.random()}")
@@ -87,7 +96,7 @@ class ClinicUser(FastHttpUser):
     def _predict(self, payload: Any, expected: int | None, name: str) -> None:
         body = msgspec.json.encode(payload)
         with self.client.post(
-            "/predict", data=body, headers=JSON_HEADERS, name=name, catch_response=True
+            "/predict", data=_body(body), headers=JSON_HEADERS, name=name, catch_response=True
         ) as response:
             try:
                 check_status(response.status_code)
@@ -147,7 +156,7 @@ class BadTrafficUser(FastHttpUser):
     def _send(self, label: str, body: bytes) -> None:
         with self.client.post(
             "/predict",
-            data=body,
+            data=_body(body),
             headers=JSON_HEADERS,
             name=f"/predict [bad: {label}]",
             catch_response=True,

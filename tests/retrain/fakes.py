@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from functools import partial
+
+import pytest
 
 from drugclf.retrain import JobEvent, JobSpec, Validated
 
@@ -28,15 +31,9 @@ def raises(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
 
 def parity_fails(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
     """The real job, with the parity gate made to find mismatches (tolerance below zero)."""
-    import training.workflow
-    from training import parity
+    from training import parity, workflow
     from training.job import run_job
 
-    real = parity.check_parity
-
-    def strict(*args: object, **kwargs: object) -> parity.ParityReport:
-        kwargs["tolerance"] = -1.0
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    training.workflow.check_parity = strict  # type: ignore[assignment]
-    run_job(spec, emit)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(workflow, "check_parity", partial(parity.check_parity, tolerance=-1.0))
+        run_job(spec, emit)

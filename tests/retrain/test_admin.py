@@ -11,7 +11,8 @@ from litestar.testing import TestClient
 
 from drugclf.registry import Registry
 from serving.lifecycle.admin import AdminAccess, ForbiddenError, UnauthorizedError, is_loopback
-from tests.retrain.conftest import AUTH, PATIENT, TOKEN
+from tests.retrain.conftest import AUTH, TOKEN
+from tests.support import PATIENT
 
 ADMIN_ROUTES = [("/models/rollback", None), ("/retrain", {"n_estimators": 0})]
 

@@ -20,7 +20,8 @@ from drugclf.registry import Registry
 from serving.lifecycle.jobs import JobNotFoundError, RetrainBusyError, RetrainManager
 from serving.lifecycle.lock import JobLock
 from serving.lifecycle.schemas import Job, RetrainRequest
-from tests.retrain.conftest import AUTH, DATA, served_version
+from tests.retrain.conftest import AUTH, served_version
+from tests.support import DATA
 
 pytestmark = pytest.mark.usefixtures("child_imports_tests")
 

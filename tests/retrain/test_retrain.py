@@ -10,7 +10,8 @@ from litestar.testing import TestClient
 
 import serving.lifecycle.jobs
 from drugclf.registry import Registry
-from tests.retrain.conftest import AUTH, DATA, served_version, set_cv, wait_for_job
+from tests.retrain.conftest import AUTH, served_version, set_cv, wait_for_job
+from tests.support import DATA
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from drugclf.registry import Registry
-from tests.retrain.conftest import AUTH, ROOT, clone_version, served_version
+from tests.retrain.conftest import AUTH, clone_version, served_version
+from tests.support import ROOT
 from training.cli import main as cli
 
 OTHER = "20991231-235959-abcdef"

@@ -40,7 +40,7 @@ def patients(n: int) -> list[Patient]:
     return [
         Patient(
             Age=20 + i % 60,
-            Sex="FM"[i % 2],
+            Sex=("F", "M")[i % 2],
             BP=("HIGH", "LOW", "NORMAL")[i % 3],
             Cholesterol=("HIGH", "NORMAL")[i % 2],
             Na_to_K=6.0 + i % 30,

@@ -79,9 +79,10 @@ def test_large_batches_run_in_slices_with_bit_identical_answers(trained: Trained
     class Counting:
         def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
             sizes.append(len(feeds["Age"]))
-            return session.run(outputs, feeds)
+            result: list[np.ndarray] = session.run(outputs, feeds)
+            return result
 
-    fine.session = Counting()  # type: ignore[assignment]
+    fine.session = Counting()
     assert np.array_equal(fine.predict(patients[:3]).probabilities, alone[:3])
     assert sorted(sizes) == [1, 1, 1]
     # The slices beyond the first ran on the batch threads.

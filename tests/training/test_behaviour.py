@@ -11,7 +11,9 @@ from training.parity import onnx_feeds
 from .conftest import Exported
 
 
-def _predict(exported: Exported, rows: list[dict[str, object]]) -> tuple[list[str], pd.DataFrame]:
+def _predict(
+    exported: Exported, rows: pd.DataFrame | list[dict[str, object]]
+) -> tuple[list[str], pd.DataFrame]:
     session = ort.InferenceSession(
         str(exported.result.path / MODEL_FILE), providers=["CPUExecutionProvider"]
     )
@@ -31,8 +33,8 @@ def test_high_na_to_k_moves_towards_drug_y(exported: Exported) -> None:
 
 def test_sex_alone_does_not_flip_confident_predictions(exported: Exported) -> None:
     features = exported.run.dataset.features
-    labels_f, probs_f = _predict(exported, features.assign(Sex="F").to_dict("records"))
-    labels_m, probs_m = _predict(exported, features.assign(Sex="M").to_dict("records"))
+    labels_f, probs_f = _predict(exported, features.assign(Sex="F"))
+    labels_m, probs_m = _predict(exported, features.assign(Sex="M"))
     confident = (probs_f.max(axis=1) > 0.8) & (probs_m.max(axis=1) > 0.8)
     assert confident.sum() > 100
     flipped = [a != b for a, b, c in zip(labels_f, labels_m, confident, strict=True) if c]

@@ -137,7 +137,7 @@ def test_published_label_spellings_are_normalised() -> None:
 
 cell = st.one_of(
     st.text(
-        alphabet=st.characters(blacklist_characters=',\n\r"', blacklist_categories=("Cs",)),
+        alphabet=st.characters(exclude_characters=',\n\r"', exclude_categories=["Cs"]),
         max_size=8,
     ),
     st.integers(-5, 200).map(str),

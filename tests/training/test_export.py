@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from sklearn.pipeline import Pipeline
 
-from drugclf.artifact import CONFUSION_MATRIX_FILE, MODEL_FILE, read_metadata
+from drugclf.artifact import CONFUSION_MATRIX_FILE, MODEL_FILE, BinningStrategy, read_metadata
 from drugclf.contract import CLASSES, FEATURE_NAMES
 from drugclf.registry import Registry
 from training.onnx_export import to_onnx
@@ -58,7 +60,9 @@ def test_no_scikit_learn_pickle_in_the_served_artifact(exported: Exported) -> No
 
 
 @pytest.mark.parametrize("strategy", ["fixed", "learned", "none"])
-def test_parity_holds_for_every_strategy_including_edges(exported: Exported, strategy: str) -> None:
+def test_parity_holds_for_every_strategy_including_edges(
+    exported: Exported, strategy: BinningStrategy
+) -> None:
     from drugclf.artifact import Params
     from training.pipeline import build_pipeline
 
@@ -66,7 +70,7 @@ def test_parity_holds_for_every_strategy_including_edges(exported: Exported, str
     labels = exported.run.dataset.labels
     pipeline = inference_pipeline(
         build_pipeline(Params(n_estimators=25, binning=strategy)).fit(features, labels)
-    )  # type: ignore[arg-type]
+    )
     report = check_parity(
         pipeline, to_onnx(pipeline).SerializeToString(), parity_groups(pipeline, features, 20_000)
     )
@@ -107,16 +111,14 @@ def test_broken_onnx_is_rejected_by_the_gate(exported: Exported) -> None:
 
 
 def test_failed_parity_publishes_nothing(
-    exported: Exported, tmp_path, monkeypatch: pytest.MonkeyPatch
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry = Registry(tmp_path / "artifacts")
     store = RunStore(tmp_path / "runs")
     import training.workflow as workflow
 
-    real = workflow.to_onnx
-
-    def broken(pipeline):  # type: ignore[no-untyped-def]
-        model = real(pipeline)
+    def broken(pipeline: Pipeline) -> onnx.ModelProto:
+        model = to_onnx(pipeline)
         for init in model.graph.initializer:
             array = onnx.numpy_helper.to_array(init)
             if array.dtype == np.float64 and array.ndim == 2:

@@ -17,7 +17,8 @@ import pytest
 from playwright.sync_api import expect
 
 from serving.ui.routes import PAGES as UI_PAGES
-from tests.ui.conftest import ADMIN_TOKEN, DATA, Server
+from tests.support import DATA
+from tests.ui.conftest import ADMIN_TOKEN, Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
