@@ -6,7 +6,6 @@ tests all read this module, so it imports nothing heavier than msgspec.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
@@ -54,14 +53,13 @@ CATEGORICAL_FEATURES: Final = ("Sex", "BP", "Cholesterol")
 CLASSES: Final[tuple[str, ...]] = get_args(DrugClass)
 TARGET: Final = "Drug"
 
-# The original project's edges (pd.cut, right-closed). Only the interior edges matter: bins are
-# open at both ends, so an Age of 85 falls in the top bin instead of in "no bin".
+# The original project's edges. Right-closed like pd.cut: a value equal to an edge belongs to the
+# bin below it (19 is "<20s"). Only the interior edges matter: bins are open at both ends, so an
+# Age of 85 falls in the top bin instead of in "no bin".
 FIXED_BIN_EDGES: Final[dict[str, tuple[float, ...]]] = {
     "Age": (19, 29, 39, 49, 59, 69),
     "Na_to_K": (9, 19, 29),
 }
-# Right-closed like pd.cut: a value equal to an edge belongs to the bin below it (19 is "<20s").
-BIN_RIGHT_CLOSED: Final = True
 
 
 class FieldSpec(msgspec.Struct, frozen=True):
@@ -114,8 +112,3 @@ def normalise_label(raw: str) -> str | None:
     if candidate[:4].lower() == "drug" and len(candidate) == 5:
         candidate = "Drug" + candidate[4:].upper()
     return candidate if candidate in CLASSES else None
-
-
-def is_valid_na_to_k(value: float) -> bool:
-    """Whether a ratio is inside the contract (finite, > 0, <= the upper bound)."""
-    return math.isfinite(value) and 0.0 < value <= NA_TO_K_MAX

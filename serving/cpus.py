@@ -13,14 +13,11 @@ each of its ancestors: the tightest quota wins. Anything unreadable means "no qu
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Final
-
-logger = logging.getLogger(__name__)
 
 PROC_SELF: Final = Path("/proc/self")
 _V2: Final = ""  # the controllers field of a cgroup v2 line in /proc/self/cgroup

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final, get_args
@@ -13,8 +12,6 @@ import pandas as pd
 
 from drugclf.artifact import BinningStrategy, Params
 from training.evaluate import cross_validated_accuracy
-
-logger = logging.getLogger(__name__)
 
 N_ESTIMATORS: Final = (50, 100, 200)
 MAX_LEAF_NODES: Final = (10, 30, 50)

@@ -22,8 +22,6 @@ from serving.inference.codec import check_json_content_type
 from serving.inference.schemas import PredictionResponse, Probabilities
 from serving.inference.service import PredictionService
 
-FACTORY: Final = "loadtests.bench.reference:create_app_from_env"
-"""``DRUGCLF_APP_FACTORY`` for a server with the reference route."""
 FIXED: Final = msgspec.json.encode(
     PredictionResponse("DrugY", Probabilities(0.0, 0.0, 0.0, 0.0, 1.0), "bench")
 )

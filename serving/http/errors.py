@@ -94,13 +94,6 @@ class UnsupportedMediaTypeError(ServingError):
     code = "unsupported_media_type"
 
 
-class BodyTooLargeError(ServingError):
-    """The body is larger than the configured limit."""
-
-    status_code = 413
-    code = "body_too_large"
-
-
 class ModelUnavailableError(ServingError):
     """No model is loaded (only possible while starting or shutting down)."""
 

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import Final
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -25,7 +24,6 @@ from prometheus_client import (
 from drugclf.contract import CLASSES
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 # Fine buckets where single patients are answered, coarser ones up to a full batch on a busy
 # machine.
 LATENCY_BUCKETS: Final = (

@@ -12,13 +12,10 @@ Nothing here sleeps or waits for a timer.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
 from drugclf.contract import Patient
 from serving.inference.model import DrugModel, Predictions
-
-logger = logging.getLogger(__name__)
 
 Answer = tuple[DrugModel, Predictions]
 
