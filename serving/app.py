@@ -133,6 +133,3 @@ def _freeze_startup_objects() -> None:
     gc.collect()
     gc.freeze()
     logger.debug("froze %d objects after startup", gc.get_freeze_count())
-
-
-__all__ = ["create_app", "create_app_from_env"]
