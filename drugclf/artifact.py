@@ -6,6 +6,7 @@ and the feature contract before it serves a single request.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
@@ -14,8 +15,10 @@ from msgspec import Meta
 
 from drugclf.contract import FieldSpec
 
-# Bump when a field changes meaning; serving refuses formats it does not know.
-FORMAT_VERSION: Final = 1
+# Bump when a field changes meaning; serving refuses formats it does not know. Format 2 binds
+# the model file to its metadata (model_sha256); format 1 artifacts still load, unverified.
+FORMAT_VERSION: Final = 2
+READABLE_FORMATS: Final = (1, 2)
 MODEL_FILE: Final = "model.onnx"
 METADATA_FILE: Final = "metadata.json"
 CONFUSION_MATRIX_FILE: Final = "confusion_matrix.png"
@@ -141,6 +144,8 @@ class ArtifactMetadata(msgspec.Struct, frozen=True):
     library_versions: dict[str, str]
     parity: ParitySummary
     training_distribution: list[FeatureDistribution]
+    model_sha256: str | None = None
+    """sha256 of ``model.onnx`` (hex); required from format 2 on."""
 
 
 class ArtifactError(Exception):
@@ -162,11 +167,44 @@ def read_metadata(version_dir: Path) -> ArtifactMetadata:
         meta = msgspec.json.decode(raw, type=ArtifactMetadata)
     except msgspec.DecodeError as exc:
         raise ArtifactError(f"{path} is not valid metadata: {exc}") from exc
-    if meta.format_version != FORMAT_VERSION:
+    if meta.format_version not in READABLE_FORMATS:
+        readable = ", ".join(map(str, READABLE_FORMATS))
         raise ArtifactError(
-            f"{path} has format_version {meta.format_version}; this code reads {FORMAT_VERSION}"
+            f"{path} has format_version {meta.format_version}; this code reads {readable}"
         )
+    if meta.format_version >= 2 and meta.model_sha256 is None:
+        raise ArtifactError(f"{path} has no model_sha256 (required from format_version 2)")
     return meta
+
+
+def sha256_hex(data: bytes) -> str:
+    """The sha256 of ``data``, as lowercase hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_model(version_dir: Path, meta: ArtifactMetadata) -> bytes:
+    """The bytes of ``model.onnx``, checked against the metadata's ``model_sha256``.
+
+    Serving builds its session from these very bytes, so what was checked is what runs.
+
+    Raises:
+        ArtifactError: the file is missing, a link, or not the file the metadata describes.
+    """
+    path = version_dir / MODEL_FILE
+    if path.is_symlink():
+        raise ArtifactError(f"{path} is a symbolic link; a version holds its own model file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if meta.model_sha256 is not None:
+        actual = sha256_hex(data)
+        if actual != meta.model_sha256:
+            raise ArtifactError(
+                f"{path} is not the model its metadata describes (sha256 {actual[:12]}..., "
+                f"metadata says {meta.model_sha256[:12]}...): the file was replaced or damaged"
+            )
+    return data
 
 
 def write_metadata(version_dir: Path, meta: ArtifactMetadata) -> None:

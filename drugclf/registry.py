@@ -32,6 +32,7 @@ from drugclf.artifact import (
     ArtifactError,
     ArtifactMetadata,
     read_metadata,
+    read_model,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,10 +90,22 @@ class Registry:
         version = self.current_version()
         if version is None:
             raise ArtifactError(f"no model published: {self.current_link} does not exist")
-        folder = self.root / version
+        folder = self.contained(self.root / version)
         if not (folder / MODEL_FILE).is_file():
             raise ArtifactError(
                 f"{self.current_link} points at {folder}, which has no {MODEL_FILE}"
+            )
+        return folder
+
+    def contained(self, folder: Path) -> Path:
+        """``folder`` if it is a real folder inside the registry, never a link out of it.
+
+        Raises:
+            ArtifactError: the version folder is a symbolic link.
+        """
+        if folder.is_symlink():
+            raise ArtifactError(
+                f"{folder} is a symbolic link; a version folder must live in the registry"
             )
         return folder
 
@@ -142,10 +155,9 @@ class Registry:
 
     def promote(self, version: str) -> None:
         """Point ``current`` at ``version`` atomically and record it in the history."""
-        folder = self.version_dir(version)
-        read_metadata(folder)  # refuse to promote what serving could not load
-        if not (folder / MODEL_FILE).is_file():
-            raise RegistryError(f"version {version} has no {MODEL_FILE}")
+        folder = self.contained(self.version_dir(version))
+        # Refuse to promote what serving would refuse: metadata and model file bound together.
+        read_model(folder, read_metadata(folder))
         self._point_current_at(version)
         history = self.history()
         if not history or history[-1] != version:
@@ -165,6 +177,8 @@ class Registry:
         if not history:
             raise RegistryError("nothing to roll back to: no earlier promoted version exists")
         previous = history[-1]
+        folder = self.contained(self.root / previous)
+        read_model(folder, read_metadata(folder))  # never roll back onto a damaged version
         self._point_current_at(previous)
         self._write_history(history)
         logger.info("rolled back to %s", previous, extra={"model_version": previous})

@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> Litestar:
         Registry(settings.artifacts_dir),
         threads=settings.ort_threads(),
         on_change=lambda model: metrics.set_model_version(model.version),
+        on_refuse=metrics.set_refused,
     )
     codec = PatientCodec(settings.max_batch_size)
     predlog = prediction_log(settings, metrics.registry)  # None when turned off

@@ -3,6 +3,7 @@ and registry edits that make a version differ on purpose."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -126,3 +127,11 @@ def clone_version(
     if model_bytes is not None:
         (target / MODEL_FILE).write_bytes(model_bytes)
     return new_version
+
+
+def point_current_at(registry: Registry, version: str) -> None:
+    """Move ``current`` by hand, bypassing promote's checks (as an operator's ``ln -sfn`` would)."""
+    tmp = registry.root / ".current.test.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(version, tmp)
+    os.replace(tmp, registry.current_link)

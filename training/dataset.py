@@ -7,7 +7,6 @@ a user fixes a bad file in one pass instead of one error at a time.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import math
@@ -19,6 +18,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from drugclf.artifact import sha256_hex
 from drugclf.contract import CLASSES, FEATURE_NAMES, FIELDS, TARGET, FieldSpec, normalise_label
 
 logger = logging.getLogger(__name__)
@@ -60,11 +60,6 @@ class Dataset:
     def rows(self) -> int:
         """Number of rows."""
         return len(self.features)
-
-
-def sha256_of(data: bytes) -> str:
-    """Hex sha256 of some bytes (the dataset's identity in runs and artifacts)."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def _parse_cell(spec: FieldSpec, raw: str) -> tuple[object, str | None]:  # noqa: PLR0911
@@ -182,7 +177,7 @@ def parse_csv(raw: bytes, path: Path, *, require_labels: bool = True) -> Dataset
         }
     )
     series = pd.Series(labels, name=TARGET, dtype=object) if has_labels else None
-    return Dataset(features=features, labels=series, sha256=sha256_of(raw), path=path)
+    return Dataset(features=features, labels=series, sha256=sha256_hex(raw), path=path)
 
 
 def require_trainable(dataset: Dataset, min_rows_per_class: int) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pandas as pd
 
-from drugclf.artifact import LABEL_OUTPUT, MODEL_FILE, PROBABILITIES_OUTPUT, read_metadata
+from drugclf.artifact import LABEL_OUTPUT, PROBABILITIES_OUTPUT, read_metadata, read_model
 from training.dataset import load_dataset
 from training.parity import onnx_feeds
 
@@ -20,7 +20,8 @@ def score_csv(model_dir: Path, input_path: Path, output_path: Path) -> pd.DataFr
     """
     meta = read_metadata(model_dir)
     dataset = load_dataset(input_path, require_labels=False)
-    session = ort.InferenceSession(str(model_dir / MODEL_FILE), providers=["CPUExecutionProvider"])
+    model = read_model(model_dir, meta)  # the file its metadata describes, or an error
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(
         [LABEL_OUTPUT, PROBABILITIES_OUTPUT], onnx_feeds(dataset.features)
     )

@@ -29,11 +29,12 @@ from drugclf.artifact import (
     ArtifactMetadata,
     FeatureDistribution,
     Params,
+    sha256_hex,
     write_metadata,
 )
 from drugclf.contract import CATEGORICAL_FEATURES, CLASSES, FIELDS, FIELDS_BY_NAME, NUMERIC_FEATURES
 from drugclf.registry import Registry
-from training.dataset import Dataset, DatasetError, load_dataset, require_trainable, sha256_of
+from training.dataset import Dataset, DatasetError, load_dataset, require_trainable
 from training.evaluate import CV_FOLDS, evaluate, save_confusion_matrix
 from training.features import Binner, bin_one_hot
 from training.onnx_export import OPSET, input_specs, to_onnx
@@ -239,7 +240,8 @@ def export_run(
         raise ParityError(report)
 
     created = datetime.now(UTC)
-    version = f"{created:%Y%m%d-%H%M%S}-{sha256_of(onnx_bytes)[:6]}"
+    model_sha256 = sha256_hex(onnx_bytes)
+    version = f"{created:%Y%m%d-%H%M%S}-{model_sha256[:6]}"
     test_idx = set(run.record.test_index)
     train_rows = run.dataset.features.loc[
         [i for i in run.dataset.features.index if i not in test_idx]
@@ -272,6 +274,7 @@ def export_run(
         library_versions=_library_versions(),
         parity=report.summary,
         training_distribution=training_distribution(train_rows),
+        model_sha256=model_sha256,
     )
     staging = registry.staging_dir()
     try:

@@ -68,6 +68,15 @@ class ServerMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.refused = Gauge(
+            "drugclf_model_refused",
+            "1 for the version `current` names while this worker refuses to load it "
+            "(it keeps serving drugclf_model_loaded's version).",
+            ["version"],
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self._refused: str | None = None
         # Resolve the labelled children once: `labels()` costs a dict lookup and a lock.
         self._by_class = {c: self.predictions.labels(c) for c in CLASSES}
         self._observers: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -97,8 +106,18 @@ class ServerMetrics:
         if child is not None:
             child.inc()
 
+    def set_refused(self, version: str | None) -> None:
+        """Mark ``version`` as refused (None: nothing is refused any more); counts a refusal."""
+        if self._refused is not None and self._refused != version:
+            self.refused.labels(self._refused).set(0)
+        if version is not None:
+            self.refused.labels(version).set(1)
+            self.reloads.labels("refused").inc()
+        self._refused = version
+
     def set_model_version(self, version: str) -> None:
-        """Mark ``version`` as the one this worker serves."""
+        """Mark ``version`` as the one this worker serves; counts a load."""
+        self.reloads.labels("loaded").inc()
         if self._version is not None and self._version != version:
             self.model_info.labels(self._version).set(0)
         self.model_info.labels(version).set(1)

@@ -34,12 +34,15 @@ class ModelHolder:
         *,
         threads: OrtThreads | None = None,
         on_change: Callable[[DrugModel], None] | None = None,
+        on_refuse: Callable[[str | None], None] | None = None,
     ) -> None:
         self.registry = registry
         self.threads = threads
         self.model: DrugModel | None = None
         self._on_change = on_change
-        self._refused: str | None = None
+        self._on_refuse = on_refuse
+        self.refused: str | None = None
+        """The version ``current`` names that this worker refused to load (None when serving it)."""
 
     def load_current(self) -> DrugModel:
         """Load what ``current`` points at now and serve it (startup path).
@@ -55,24 +58,39 @@ class ModelHolder:
     def _load(self, folder: Path) -> DrugModel:
         return DrugModel.load(folder, threads=self.threads)
 
+    @property
+    def current_version(self) -> str | None:
+        """The version the registry's ``current`` names: the served one, or the refused one."""
+        if self.refused is not None:
+            return self.refused
+        return self.model.version if self.model is not None else None
+
     def _swap(self, model: DrugModel) -> None:
         self.model = model
-        self._refused = None
+        if self.refused is not None:
+            self._refuse(None)
         if self._on_change is not None:
             self._on_change(model)
+
+    def _refuse(self, version: str | None) -> None:
+        self.refused = version
+        if self._on_refuse is not None:
+            self._on_refuse(version)
 
     async def refresh(self) -> bool:
         """Load the version ``current`` points at if it is new and valid; True if swapped."""
         version = self.registry.current_version()
         loaded = self.model.version if self.model is not None else None
-        if version is None or version in (loaded, self._refused):
+        if version is None or version in (loaded, self.refused):
+            if version == loaded and self.refused is not None:
+                self._refuse(None)  # current was moved back to what this worker serves
             return False
         try:
             folder = self.registry.resolve_current()
             # Building an ONNX session takes milliseconds to seconds: keep the event loop free.
             model = await anyio.to_thread.run_sync(self._load, folder)
         except ArtifactError as exc:
-            self._refused = version
+            self._refuse(version)
             logger.error(
                 "refused new model %s, still serving %s: %s",
                 version,

@@ -27,6 +27,7 @@ from drugclf.artifact import (
     ArtifactError,
     ArtifactMetadata,
     read_metadata,
+    read_model,
 )
 from drugclf.contract import CLASSES, FEATURE_NAMES, FIELDS, Patient
 from serving.settings import OrtThreads
@@ -115,7 +116,13 @@ class DrugModel:
         metadata = read_metadata(version_dir)
         _check_metadata(metadata, version_dir)
         model_path = version_dir / MODEL_FILE
-        session = _session(model_path, threads.per_call)
+        if metadata.model_sha256 is None:
+            logger.warning(
+                "%s predates format 2: its model file is not bound to its metadata (re-export it)",
+                metadata.version,
+                extra={"model_version": metadata.version},
+            )
+        session = _session(read_model(version_dir, metadata), model_path, threads.per_call)
         _check_session(session, metadata, model_path)
         model = cls(session, metadata, version_dir, threads=threads)
         model.predict([_PROBE])  # fail at load, not on the first request
@@ -199,10 +206,10 @@ def _batch_pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-def _session(model_path: Path, threads: int) -> ort.InferenceSession:
+def _session(model: bytes, model_path: Path, threads: int) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(
-            str(model_path),
+            model,
             sess_options=session_options(threads),
             providers=["CPUExecutionProvider"],
         )

@@ -48,6 +48,10 @@ class HealthResponse(msgspec.Struct, frozen=True):
     status: Literal["healthy"]
     model_loaded: bool
     model_version: str | None
+    current_version: str | None = None
+    """The version the registry's ``current`` names; differs from ``model_version`` while this
+    worker refuses to load it (``reload_refused``)."""
+    reload_refused: bool = False
 
 
 class ReadyResponse(msgspec.Struct, frozen=True):
@@ -77,3 +81,7 @@ class ModelInfoResponse(msgspec.Struct, frozen=True):
     parity_passed: bool
     library_versions: dict[str, str]
     opset: dict[str, int]
+    model_sha256: str | None
+    current_version: str | None
+    """The version the registry's ``current`` names (see ``HealthResponse``)."""
+    reload_refused: bool

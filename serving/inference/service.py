@@ -49,8 +49,8 @@ class Answer:
         self.model_version = model_version
 
 
-def model_info(model: DrugModel) -> ModelInfoResponse:
-    """The ``/model/info`` answer for a model."""
+def model_info(model: DrugModel, refused: str | None = None) -> ModelInfoResponse:
+    """The ``/model/info`` answer for a model (``refused``: the version it was not replaced by)."""
     meta = model.metadata
     return ModelInfoResponse(
         model_type=meta.model_type,
@@ -70,6 +70,9 @@ def model_info(model: DrugModel) -> ModelInfoResponse:
         parity_passed=meta.parity.passed,
         library_versions=meta.library_versions,
         opset=meta.opset,
+        model_sha256=meta.model_sha256,
+        current_version=refused or meta.version,
+        reload_refused=refused is not None,
     )
 
 
@@ -98,7 +101,7 @@ class PredictionService:
         self.metrics = metrics
         self.recorder = recorder
         self._batcher = MicroBatcher(lambda: self.model) if micro_batching else None
-        self._info: dict[str, bytes] = {}
+        self._info: dict[tuple[str, str | None], bytes] = {}
 
     @property
     def model(self) -> DrugModel:
@@ -152,19 +155,23 @@ class PredictionService:
     def model_info(self) -> bytes:
         """The encoded ``/model/info`` answer of the served model (encoded once per version)."""
         model = self.model
-        body = self._info.get(model.version)
+        key = (model.version, self.holder.refused)
+        body = self._info.get(key)
         if body is None:
-            body = self._info[model.version] = self.codec.encode(model_info(model))
+            body = self._info[key] = self.codec.encode(model_info(model, self.holder.refused))
         return body
 
     def health(self) -> bytes:
         """The encoded liveness answer: whether and which model is loaded."""
-        model = self.holder.model
+        holder = self.holder
+        model = holder.model
         return self.codec.encode(
             HealthResponse(
                 status="healthy",
                 model_loaded=model is not None,
                 model_version=model.version if model is not None else None,
+                current_version=holder.current_version,
+                reload_refused=holder.refused is not None,
             )
         )
 

@@ -100,17 +100,25 @@ class LifecycleController(Controller):
         "/models/{version:str}/promote",
         guards=[admin_only],
         status_code=200,
-        responses={**ADMIN_ERRORS, 404: error_spec("No such version")},
+        responses={
+            **ADMIN_ERRORS,
+            404: error_spec("No such version"),
+            422: error_spec("The version's files do not load or do not match its metadata"),
+        },
     )
     async def promote(self, state: State, version: VersionName) -> SwitchReply:
         """Serve a published version; every worker switches within seconds (hot reload)."""
-        return service(state, Lifecycle).promote(version)
+        return await service(state, Lifecycle).promote(version)
 
     @post(
         "/models/rollback",
         guards=[admin_only],
         status_code=200,
-        responses={**ADMIN_ERRORS, 409: error_spec("No earlier promoted version")},
+        responses={
+            **ADMIN_ERRORS,
+            409: error_spec("No earlier promoted version"),
+            422: error_spec("The previous version's files do not load or do not match"),
+        },
     )
     async def rollback(self, state: State) -> SwitchReply:
         """Serve the version that was current before this one."""

@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Final
+
+import anyio.to_thread
 
 from drugclf.artifact import CONFUSION_MATRIX_FILE, ArtifactError
 from drugclf.registry import Registry, RegistryError
 from serving.http.errors import ServingError
+from serving.inference.model import DrugModel
 from serving.lifecycle.admin import AdminAccess
 from serving.lifecycle.jobs import (
     RetrainManager,
@@ -68,6 +72,18 @@ class VersionNotFoundError(ServingError):
 
     status_code = 404
     code = "version_not_found"
+
+
+class VersionNotServableError(ServingError):
+    """A published version whose files do not load or do not match its metadata."""
+
+    status_code = 422
+    code = "version_not_servable"
+
+
+def _relative(exc: Exception, folder: Path) -> str:
+    """The error's message without the server's own paths."""
+    return str(exc).replace(f"{folder}/", "").replace(str(folder), folder.name)
 
 
 class NothingToRollBackError(ServingError):
@@ -139,22 +155,26 @@ class Lifecycle:
         """Every published version with its metrics and which one is served."""
         return version_summaries(self.registry)
 
-    def promote(self, version: str) -> SwitchReply:
-        """Make ``version`` current.
+    async def promote(self, version: str) -> SwitchReply:
+        """Make ``version`` current, once it has loaded and answered here as serving would load it.
 
         Raises:
-            VersionNotFoundError: no such version, or it cannot be served.
+            VersionNotFoundError: no such version.
+            VersionNotServableError: its files do not load, or do not match its metadata.
         """
         registry = self.registry
         previous = registry.current_version()
         if version not in registry.versions():
             raise VersionNotFoundError(f"no published version '{version}'", field="version")
+        folder = registry.version_dir(version)
         try:
+            # A session takes milliseconds to seconds to build: keep the event loop free.
+            await anyio.to_thread.run_sync(partial(DrugModel.load, folder))
             registry.promote(version)
         except (RegistryError, ArtifactError) as exc:
-            logger.error("promote %s failed: %s", version, exc)
-            raise VersionNotFoundError(
-                f"version '{version}' cannot be served", field="version"
+            logger.error("promote %s refused: %s", version, exc, extra={"model_version": previous})
+            raise VersionNotServableError(
+                f"version '{version}' cannot be served: {_relative(exc, folder)}", field="version"
             ) from None
         return SwitchReply(current_version=version, previous_version=previous)
 
@@ -169,6 +189,10 @@ class Lifecycle:
             version = self.registry.rollback()
         except RegistryError as exc:
             raise NothingToRollBackError(str(exc)) from None
+        except ArtifactError as exc:
+            raise VersionNotServableError(
+                f"the previous version cannot be served: {_relative(exc, self.registry.root)}"
+            ) from None
         return SwitchReply(current_version=version, previous_version=previous)
 
     def confusion_matrix(self, version: str) -> bytes:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from drugclf.artifact import MODEL_FILE
 from drugclf.registry import Registry
 from tests.retrain.conftest import AUTH, clone_version, served_version
 from tests.support import ROOT
@@ -51,6 +53,37 @@ def test_promote_then_rollback_switch_what_is_served(
     assert back.status_code == 200
     assert back.json()["current_version"] == first
     assert served_version(client, first) == first
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda model: model[: len(model) // 2], "not the model its metadata describes"),
+        (lambda model: b"", "not the model its metadata describes"),
+    ],
+    ids=["truncated", "emptied"],
+)
+def test_promote_refuses_a_version_whose_model_does_not_load(
+    client: TestClient[Litestar],
+    registry: Registry,
+    damage: Callable[[bytes], bytes],
+    problem: str,
+) -> None:
+    """The version is checked as serving would load it before `current` moves: 422, nothing moves."""
+    first = registry.current_version()
+    assert first is not None
+    clone_version(registry, first, OTHER)
+    model = registry.root / OTHER / MODEL_FILE
+    model.write_bytes(damage(model.read_bytes()))
+    answer = client.post(f"/models/{OTHER}/promote", headers=AUTH)
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["code"] == "version_not_servable" and body["field"] == "version"
+    assert problem in body["message"] and OTHER in body["message"]
+    assert str(registry.root) not in body["message"]  # no server paths in answers
+    assert registry.current_version() == first
+    assert client.get("/models").json()["current_version"] == first
+    assert client.get("/health").json()["reload_refused"] is False
 
 
 @pytest.mark.parametrize("version", ["20000101-000000-000000", "not-a-version", "..%2F..%2Fetc"])

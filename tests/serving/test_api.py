@@ -23,6 +23,8 @@ def test_health(client: Client, trained: Trained) -> None:
         "status": "healthy",
         "model_loaded": True,
         "model_version": trained.version,
+        "current_version": trained.version,
+        "reload_refused": False,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Callable
@@ -10,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drugclf.artifact import ArtifactError
+from drugclf.artifact import MODEL_FILE, ArtifactError, sha256_hex
 from drugclf.contract import CLASSES, Patient
 from drugclf.registry import Registry
 from serving.inference.model import DrugModel
 from serving.settings import OrtThreads
+from tests.support import point_current_at
 
 from .conftest import DATA, Trained
 
@@ -126,10 +128,72 @@ def test_nothing_published_is_refused(tmp_path: Path) -> None:
         Registry(tmp_path).resolve_current()
 
 
-def test_corrupt_onnx_is_refused(registry_copy: Registry, trained: Trained) -> None:
+def _replace_model(folder: Path, data: bytes, rewrite_metadata: Callable[..., None]) -> None:
+    """Replace model.onnx and bind the metadata to it, so the checks after the hash are reached."""
+    (folder / MODEL_FILE).write_bytes(data)
+    rewrite_metadata(folder, lambda m: m.update(model_sha256=sha256_hex(data)))
+
+
+def test_corrupt_onnx_is_refused(
+    registry_copy: Registry, trained: Trained, rewrite_metadata: Callable[..., None]
+) -> None:
     folder = registry_copy.root / trained.version
-    (folder / "model.onnx").write_bytes(b"not a model")
+    _replace_model(folder, b"not a model", rewrite_metadata)
     with pytest.raises(ArtifactError, match="not a loadable ONNX model"):
+        DrugModel.load(folder)
+
+
+def test_model_file_of_another_version_is_refused(
+    registry_copy: Registry, trained: Trained, clone_version: Callable[..., str]
+) -> None:
+    """A model.onnx swapped for another one (here: truncated) no longer matches its sha256."""
+    other = clone_version(registry_copy, trained.version, "29990101-000000-dddddd")
+    folder = registry_copy.root / other
+    model = (folder / MODEL_FILE).read_bytes()
+    (folder / MODEL_FILE).write_bytes(model[: len(model) // 2])
+    with pytest.raises(ArtifactError, match="not the model its metadata describes"):
+        DrugModel.load(folder)
+    with pytest.raises(ArtifactError, match="not the model its metadata describes"):
+        registry_copy.promote(other)
+    assert registry_copy.current_version() == trained.version
+
+
+def test_format_1_without_hash_loads_and_format_2_requires_it(
+    registry_copy: Registry,
+    trained: Trained,
+    rewrite_metadata: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    folder = registry_copy.root / trained.version
+    rewrite_metadata(folder, lambda m: m.update(model_sha256=None))
+    with pytest.raises(ArtifactError, match="no model_sha256"):
+        DrugModel.load(folder)
+    raw = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**raw, "format_version": 1}))
+    with caplog.at_level("WARNING", logger="serving.inference.model"):
+        assert DrugModel.load(folder).version == trained.version
+    assert any("not bound to its metadata" in r.getMessage() for r in caplog.records)
+
+
+def test_links_out_of_the_registry_are_not_followed(
+    registry_copy: Registry, trained: Trained, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside" / "29990101-000000-eeeeee"
+    shutil.copytree(registry_copy.root / trained.version, outside)
+    rewrite = outside / "metadata.json"
+    rewrite.write_text(rewrite.read_text().replace(trained.version, outside.name))
+    (registry_copy.root / outside.name).symlink_to(outside, target_is_directory=True)
+    assert outside.name not in registry_copy.versions()
+    with pytest.raises(ArtifactError, match="symbolic link"):
+        registry_copy.promote(outside.name)
+    point_current_at(registry_copy, outside.name)
+    with pytest.raises(ArtifactError, match="symbolic link"):
+        registry_copy.resolve_current()
+    # A version whose model file is a link is refused as well.
+    folder = registry_copy.root / trained.version
+    (folder / MODEL_FILE).unlink()
+    (folder / MODEL_FILE).symlink_to(outside / MODEL_FILE)
+    with pytest.raises(ArtifactError, match="symbolic link"):
         DrugModel.load(folder)
 
 
@@ -176,7 +240,7 @@ def test_graph_that_does_not_match_the_metadata_is_refused(
     fitted = LogisticRegression().fit(np.array([[0.0], [1.0]]), np.array([0, 1]))
     onx = to_onnx(fitted, initial_types=[("x", FloatTensorType([None, 1]))])
     folder = registry_copy.root / trained.version
-    (folder / "model.onnx").write_bytes(onx.SerializeToString())
+    _replace_model(folder, onx.SerializeToString(), rewrite_metadata)
     with pytest.raises(ArtifactError, match="graph inputs"):
         DrugModel.load(folder)
 

@@ -12,10 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from litestar.testing import TestClient
 
+from drugclf.artifact import ArtifactError
 from drugclf.registry import Registry
 from serving.app import create_app
 from serving.inference.holder import ModelHolder
 from serving.settings import Settings
+from tests.support import point_current_at
 
 from .conftest import PATIENT, Trained
 
@@ -78,7 +80,10 @@ def test_bad_new_artifact_is_refused_and_the_old_model_keeps_serving(
         caplog.at_level(logging.ERROR, logger="serving.inference.holder"),
         TestClient(app) as client,
     ):
-        registry_copy.promote(BAD)
+        # promote() refuses BAD now; an operator (or an older replica) can still move the link.
+        with pytest.raises(ArtifactError, match="not the model its metadata describes"):
+            registry_copy.promote(BAD)
+        point_current_at(registry_copy, BAD)
         deadline = time.monotonic() + 3.0
         while not any("refused new model" in r.getMessage() for r in caplog.records):
             assert time.monotonic() < deadline, "no refusal was logged"
@@ -91,8 +96,22 @@ def test_bad_new_artifact_is_refused_and_the_old_model_keeps_serving(
         assert response.status_code == 200
         assert response.json()["model_version"] == trained.version
         assert client.get("/ready").status_code == 200
+        # The disagreement is visible where an operator's alert looks.
+        health = client.get("/health").json()
+        assert health["model_version"] == trained.version
+        assert health["current_version"] == BAD and health["reload_refused"] is True
+        info = client.get("/model/info").json()
+        assert info["current_version"] == BAD and info["reload_refused"] is True
+        metrics = client.get("/metrics").text
+        assert f'drugclf_model_refused{{version="{BAD}"}} 1.0' in metrics
+        assert 'drugclf_model_reloads_total{outcome="refused"} 1.0' in metrics
         registry_copy.promote(V2)  # a good version after a bad one is taken
         wait_for_version(client, V2)
+        health = client.get("/health").json()
+        assert health["current_version"] == V2 and health["reload_refused"] is False
+        metrics = client.get("/metrics").text
+        assert f'drugclf_model_refused{{version="{BAD}"}} 0.0' in metrics
+        assert 'drugclf_model_reloads_total{outcome="loaded"} 2.0' in metrics
 
 
 def test_hot_reload_under_concurrent_requests_fails_nothing(
