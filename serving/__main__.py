@@ -87,6 +87,8 @@ def _share_metrics_between(workers: int) -> str | None:
 
 
 def _run(settings: Settings, workers: int) -> None:
+    from serving.http import logs
+
     target = settings.app_factory
     if settings.server == "uvicorn":
         import uvicorn  # only in the dev group: used to compare against granian
@@ -100,10 +102,12 @@ def _run(settings: Settings, workers: int) -> None:
             loop=settings.event_loop,
             log_config=None,
             access_log=False,
+            timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
             log_level=settings.log_level.lower(),
         )
         return
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.server import Server
 
@@ -116,7 +120,13 @@ def _run(settings: Settings, workers: int) -> None:
         workers=workers,
         factory=True,
         log_level=LogLevels.warning,
+        log_dictconfig=logs.dict_config(settings.log_level, settings.log_format),
         backlog=2048,
+        # hyper's header read timeout also closes idle keep-alive connections.
+        http1_settings=HTTP1Settings(header_read_timeout=round(settings.keep_alive_timeout * 1000)),
+        # A worker that dies (OOM killer, a crash in native code) is replaced while the others
+        # keep answering; without this, granian's main process exits and takes them all down.
+        respawn_failed_workers=True,
     ).serve()
 
 

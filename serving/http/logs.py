@@ -75,6 +75,32 @@ def configure(level: str = "INFO", fmt: str = "json", stream: TextIO | None = No
     logging.logMultiprocessing = False
 
 
+def dict_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
+    """``configure``'s setup as a ``logging.config`` dictionary, for servers that take one.
+
+    granian configures logging itself from such a dictionary; without it, its own lines (a
+    worker that died, a crash loop) would be plain text among the JSON ones.
+    """
+    formatter = JsonFormatter if fmt == "json" else TextFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"drugclf": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "drugclf",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            "_granian": {"handlers": ["stderr"], "propagate": False},
+            "granian.access": {"handlers": ["stderr"], "propagate": False},
+        },
+    }
+
+
 class AccessLine(msgspec.Struct):
     """One access-log line, with the same keys the JSON formatter writes."""
 
