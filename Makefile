@@ -58,9 +58,19 @@ optimize: ## Cross-validated search over n_estimators, max_leaf_nodes, binning a
 runs: ## List past training runs with their params and metrics
 	$(PY) -m training runs
 
+# One run of the suite gives both verdicts: the tests, and the share of drugclf/, training/ and
+# serving/ they ran, counted in the processes they start too (pyproject: [tool.coverage.*]).
 .PHONY: test
-test: ## Run the whole test suite (pytest: unit, server, browser, PostgreSQL and smoke tests)
-	$(PY) -m pytest
+test: ## Run the whole test suite under coverage; fails on a failed test or below the coverage floor
+	@$(PY) -m coverage erase
+	$(PY) -m coverage run -m pytest
+	@$(PY) -m coverage combine --quiet
+	$(PY) -m coverage report
+
+.PHONY: coverage
+coverage: test ## make test, then an HTML report of the lines no test runs (reports/coverage/)
+	$(PY) -m coverage html --quiet --directory reports/coverage
+	@echo "reports/coverage/index.html"
 
 .PHONY: lint
 lint: ## ruff, ruff format --check, mypy (strict) and hadolint
@@ -78,6 +88,7 @@ format: ## Apply ruff fixes and formatting
 clean: ## Remove generated models, runs, reports and caches (keeps .venv)
 	find $(ARTIFACTS) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
 	rm -rf runs reports test-artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis build
+	rm -f .coverage .coverage.*
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
 -include mk/*.mk

@@ -54,6 +54,15 @@ def free_port() -> int:
         return port
 
 
+def bare_env(**variables: str) -> dict[str, str]:
+    """An environment of ``variables`` alone, for a process that must not see this one's.
+
+    Coverage's own variables pass through, so that ``make test`` measures the process too.
+    """
+    kept = {name: value for name, value in os.environ.items() if name.startswith("COVERAGE_")}
+    return {**kept, **variables}
+
+
 def train_with_cli(
     base: Path,
     *,

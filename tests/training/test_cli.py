@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from drugclf.registry import Registry
+from tests.support import bare_env
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"},
+        env=bare_env(PATH="/usr/bin:/bin", COLUMNS="120"),
     )
 
 
