@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +11,6 @@ from litestar.testing import TestClient
 from drugclf.artifact import MODEL_FILE
 from drugclf.registry import Registry
 from tests.retrain.conftest import AUTH, clone_version, served_version
-from tests.support import ROOT
 from training.cli import main as cli
 
 OTHER = "20991231-235959-abcdef"
@@ -110,13 +107,3 @@ def test_cli_and_endpoints_share_the_registry(
     assert client.post(f"/models/{OTHER}/promote", headers=AUTH).status_code == 200
     assert cli(["rollback", "--artifacts-dir", str(registry.root)]) == 0
     assert client.get("/models").json()["current_version"] == first
-
-
-def test_serving_imports_no_training_stack() -> None:
-    code = (
-        "import sys, serving.app, serving.lifecycle.routes, serving.lifecycle.jobs\n"
-        "heavy = {'sklearn', 'pandas', 'imblearn', 'skl2onnx', 'training'}\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
-        "assert not loaded, loaded\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
