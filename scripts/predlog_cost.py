@@ -2,7 +2,7 @@
 
 Two servers side by side, log on and off, alternating short wrk runs; prints the medians.
 
-    .venv/bin/python scripts/predlog_cost.py ARTIFACTS_DIR [--workers 1] [--seconds 3] [--repeats 5]
+    .venv/bin/python -m scripts.predlog_cost ARTIFACTS_DIR [--workers 1] [--seconds 3] [--repeats 5]
 
 Each server gets its own temporary data folder (nothing is written into the repository).
 """
@@ -11,56 +11,30 @@ Each server gets its own temporary data folder (nothing is written into the repo
 from __future__ import annotations
 
 import argparse
-import http.client
-import os
+import contextlib
 import re
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from loadtests.bench.server import ServerProcess
 
 BODY = '{"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}'
 
 
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(
-    artifacts: str, workers: int, log_on: bool, data: str
-) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``python -m serving`` with the log on or off; wait until it is ready."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DRUGCLF_ARTIFACTS_DIR": artifacts,
-        "DRUGCLF_PORT": str(port),
-        "DRUGCLF_WORKERS": str(workers),
-        "DRUGCLF_ACCESS_LOG": "false",
-        "DRUGCLF_RELOAD_INTERVAL": "0",
-        "DRUGCLF_PREDICTION_LOG": "true" if log_on else "false",
-        "DRUGCLF_DATA_DIR": data,
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "serving"], env=env, stdout=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/ready")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return proc, port
-            conn.close()
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("server did not start")
+def server(args: argparse.Namespace, *, log_on: bool) -> ServerProcess:
+    """``python -m serving`` with the prediction log on or off (started on entering it)."""
+    return ServerProcess(
+        Path(args.artifacts),
+        workers=args.workers,
+        bench_routes=False,
+        extra_env={
+            "DRUGCLF_ACCESS_LOG": "false",
+            "DRUGCLF_RELOAD_INTERVAL": "0",
+            "DRUGCLF_PREDICTION_LOG": "true" if log_on else "false",
+        },
+    )
 
 
 def wrk(port: int, seconds: int, lua: str) -> float:
@@ -90,19 +64,12 @@ def main() -> None:
             'wrk.method = "POST"\nwrk.body = \'' + BODY + "'\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
         )
-        servers = {
-            on: start(args.artifacts, args.workers, on, str(Path(tmp) / ("on" if on else "off")))
-            for on in (False, True)
-        }
         results: dict[bool, list[float]] = {False: [], True: []}
-        try:
+        with contextlib.ExitStack() as stack:
+            servers = {on: stack.enter_context(server(args, log_on=on)) for on in (False, True)}
             for _ in range(args.repeats):
                 for on in (False, True):
-                    results[on].append(wrk(servers[on][1], args.seconds, str(lua)))
-        finally:
-            for proc, _ in servers.values():
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
+                    results[on].append(wrk(servers[on].port, args.seconds, str(lua)))
         off, on = statistics.median(results[False]), statistics.median(results[True])
         print(f"log off: {off:.0f} req/s  runs {[round(x) for x in results[False]]}")
         print(f"log on:  {on:.0f} req/s  runs {[round(x) for x in results[True]]}")

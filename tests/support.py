@@ -1,11 +1,15 @@
-"""Helpers shared by the test suites: the data, a free port, a model trained by the real CLI,
-and registry edits that make a version differ on purpose."""
+"""Helpers shared by the test suites: the data, a model trained by the real CLI, and registry
+edits that make a version differ on purpose.
+
+The real server process is started by ``loadtests.bench.server.ServerProcess`` (with
+``free_port``), as the bench and the load tests start it: on a free loopback port, ready when
+``GET /ready`` answers 200, stopped with its workers.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -44,14 +48,6 @@ class Trained:
         return cls(
             base / "artifacts", base / "runs", version, read_metadata(registry.resolve_current())
         )
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def bare_env(**variables: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Start the production server on a free loopback port, time it to ready, measure its workers.
 
-The server runs in its own process group, so stopping it stops its workers too, even when the
-benchmark fails half-way: use :class:`ServerProcess` as a context manager.
+The bench, the load tests and every test of the real server process start it through
+:class:`ServerProcess`. The server runs in its own process group, so stopping it stops its
+workers (and any retrain job) too, even when a run fails half-way: use it as a context manager.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ HELPER_PROCESSES: Final = (
     "semaphore_tracker",
     "serving.monitoring.predlog.writer",
 )
-STOP_TIMEOUT_S: Final = 10.0
+# Only an upper bound: a clean stop takes well under a second.
+STOP_TIMEOUT_S: Final = 20.0
+# How much of the server's log a start failure quotes.
+LOG_TAIL_CHARS: Final = 3000
 
 
 class ServerError(Exception):
@@ -71,7 +75,9 @@ class ServerProcess:
         workers: worker processes; None keeps the server's default (one per core).
         bench_routes: serve the bench's app, which adds ``POST /bench/reference``.
         extra_env: more ``DRUGCLF_*`` settings.
-        log_path: where the server's output goes (discarded when None).
+        log_path: where the server's output goes (discarded when None); a start failure quotes
+            its end.
+        ready_timeout: seconds to wait for ``GET /ready`` to answer 200.
     """
 
     def __init__(
@@ -82,10 +88,16 @@ class ServerProcess:
         bench_routes: bool = True,
         extra_env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
+        ready_timeout: float = READY_TIMEOUT_S,
     ) -> None:
         self.port = free_port()
+        self.ready_timeout = ready_timeout
+        inherited = dict(os.environ)
+        # Several workers share metrics through this folder, which the server makes its own: one
+        # inherited from the caller would mix another server's counters into this one's.
+        inherited.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.env = {
-            **os.environ,
+            **inherited,
             "DRUGCLF_ARTIFACTS_DIR": str(artifacts_dir),
             "DRUGCLF_HOST": HOST,
             "DRUGCLF_PORT": str(self.port),
@@ -112,8 +124,8 @@ class ServerProcess:
         """Start the server and wait until ``GET /ready`` answers 200; returns seconds taken."""
         if "DRUGCLF_DATA_DIR" not in self.env:
             # The server's own data (prediction log, retrain jobs) goes to a private folder: a
-            # benchmark must not fill the real prediction log with its traffic.
-            self._data_dir = tempfile.mkdtemp(prefix="drugclf-bench-data-")
+            # benchmark or a test must not fill the real prediction log with its traffic.
+            self._data_dir = tempfile.mkdtemp(prefix="drugclf-server-data-")
             self.env["DRUGCLF_DATA_DIR"] = self._data_dir
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         started = time.perf_counter()
@@ -128,16 +140,24 @@ class ServerProcess:
         finally:
             if self.log_path:
                 log.close()  # type: ignore[union-attr]
-        deadline = started + READY_TIMEOUT_S
+        deadline = started + self.ready_timeout
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(f"server exited with {self.process.returncode} before ready")
+                self.stop()
+                raise ServerError(
+                    f"server exited with {self.process.returncode} before ready{self._log_tail()}"
+                )
             if http_status(self.port, "/ready", timeout=0.5) == 200:
                 self.startup_s = time.perf_counter() - started
                 return self.startup_s
             time.sleep(POLL_INTERVAL_S)
         self.stop()
-        raise ServerError(f"server not ready after {READY_TIMEOUT_S:.0f} s")
+        raise ServerError(f"server not ready after {self.ready_timeout:.0f} s{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return ":\n" + self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
 
     def worker_rss_bytes(self) -> list[int]:
         """RSS of each worker process: the server's children but its helper processes.

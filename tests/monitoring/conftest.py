@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, Trained, free_port
+from loadtests.bench.server import free_port
+from tests.support import Trained
 
-__all__ = ["ROOT", "Trained", "free_port"]
+__all__ = ["Trained"]
 
 
 @pytest.fixture(scope="session")

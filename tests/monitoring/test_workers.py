@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from loadtests.bench.server import ServerProcess
 from serving.monitoring.predlog.backends import Filters, open_backend
 
-from .conftest import ROOT, Trained, free_port
+from .conftest import Trained
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -26,25 +24,6 @@ PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_
 BATCH = [PATIENT, {**PATIENT, "Na_to_K": 31.0}, {**PATIENT, "Sex": "F"}]
 LOAD_SECONDS = 2.0
 CLIENTS = 6
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            conn.request("GET", "/ready")
-            answer = conn.getresponse()
-            answer.read()
-            if answer.status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.2)
-    raise AssertionError("server not ready")
 
 
 class Load:
@@ -109,38 +88,27 @@ def test_nothing_answered_is_lost_across_sigterm_with_two_workers(
         url = f"sqlite:///{tmp_path / 'var' / 'predictions.db'}"
     else:
         url = request.getfixturevalue("postgres_server").new_database()
-    port = free_port()
     env = {
-        **os.environ,
-        "DRUGCLF_ARTIFACTS_DIR": str(trained.artifacts_dir),
-        "DRUGCLF_PORT": str(port),
-        "DRUGCLF_WORKERS": "2",
         "DRUGCLF_ACCESS_LOG": "false",
         "DRUGCLF_RELOAD_INTERVAL": "0",
         "DRUGCLF_PREDICTION_LOG_URL": url,
         "DRUGCLF_PREDICTION_LOG_FLUSH_INTERVAL": "0.5",
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "serving"], cwd=tmp_path, env=env, stdout=sink, stderr=sink
-        )
-    try:
-        wait_ready(port, proc, log)
-        load = Load(port)
+    with ServerProcess(
+        trained.artifacts_dir, workers=2, bench_routes=False, extra_env=env, log_path=log
+    ) as server:
+        proc = server.process
+        assert proc is not None
+        load = Load(server.port)
         for thread in load.threads:
             thread.start()
         time.sleep(LOAD_SECONDS)
-        proc.send_signal(signal.SIGTERM)  # while the clients are still sending
+        proc.send_signal(signal.SIGTERM)  # to the server alone, while the clients are sending
         proc.wait(timeout=60)
         load.stop.set()
         for thread in load.threads:
             thread.join(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, log.read_text()
     backend = open_backend(url)
     rows, requests = backend.count(Filters())
@@ -155,4 +123,3 @@ def test_nothing_answered_is_lost_across_sigterm_with_two_workers(
     print(
         f"{database}: sent {load.sent_patients}, answered {load.answered_patients}, stored {rows}"
     )
-    assert ROOT.exists()

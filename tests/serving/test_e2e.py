@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from drugclf.registry import Registry
-from tests.support import free_port
+from loadtests.bench.server import ServerProcess, free_port
 
 from .conftest import PATIENT, ROOT, Trained
 
@@ -43,56 +42,20 @@ def call(
 
 
 @contextmanager
-def server(artifacts: Path, workers: int = 1, log: Path | None = None, **env: str) -> Iterator[int]:
-    """The server on a free port; its log goes to ``log`` when given."""
-    port = free_port()
-    log_file = log.open("wb") if log is not None else None
-    environment = {
-        **os.environ,
-        "DRUGCLF_ARTIFACTS_DIR": str(artifacts),
-        "DRUGCLF_HOST": HOST,
-        "DRUGCLF_PORT": str(port),
-        "DRUGCLF_WORKERS": str(workers),
-        "DRUGCLF_RELOAD_INTERVAL": "0.2",
-        **env,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE if log is None else log_file,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (
-                process.stderr.read().decode() if process.stderr else log and log.read_text()
-            )
-            try:
-                if call(port, "/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
-        yield port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
-        if log_file is not None:
-            log_file.close()
+def server(artifacts: Path, log: Path, workers: int = 1, **env: str) -> Iterator[int]:
+    """The real server on a free loopback port, ready; its output goes to ``log``."""
+    with ServerProcess(
+        artifacts,
+        workers=workers,
+        bench_routes=False,
+        extra_env={"DRUGCLF_RELOAD_INTERVAL": "0.2", **env},
+        log_path=log,
+    ) as running:
+        yield running.port
 
 
-def test_real_server_answers(trained: Trained) -> None:
-    with server(trained.artifacts_dir, workers=1) as port:
+def test_real_server_answers(trained: Trained, tmp_path: Path) -> None:
+    with server(trained.artifacts_dir, tmp_path / "server.log") as port:
         status, headers, body = call(port, "/predict", PATIENT, {"X-Request-ID": "e2e-1"})
         assert status == 200
         assert headers["x-request-id"] == "e2e-1"
@@ -107,7 +70,7 @@ def test_real_server_answers(trained: Trained) -> None:
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_event_loop_setting(trained: Trained, loop: str, tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    with server(trained.artifacts_dir, workers=1, log=log, DRUGCLF_EVENT_LOOP=loop) as port:
+    with server(trained.artifacts_dir, log, DRUGCLF_EVENT_LOOP=loop) as port:
         assert call(port, "/predict", PATIENT)[0] == 200
     started = [
         record
@@ -142,10 +105,13 @@ def test_missing_uvloop_refuses_to_start() -> None:
 
 
 def test_every_worker_reloads(
-    registry_copy: Registry, trained: Trained, clone_version: Callable[..., str]
+    registry_copy: Registry,
+    trained: Trained,
+    clone_version: Callable[..., str],
+    tmp_path: Path,
 ) -> None:
     new = clone_version(registry_copy, trained.version, "29990101-000000-dddddd")
-    with server(registry_copy.root, workers=2) as port:
+    with server(registry_copy.root, tmp_path / "server.log", workers=2) as port:
         registry_copy.promote(new)
         time.sleep(1.0)
         deadline = time.monotonic() + 5

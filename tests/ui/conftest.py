@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +17,8 @@ from typing import Any
 import pytest
 
 from drugclf.registry import Registry
-from tests.support import DATA, ROOT, free_port
+from loadtests.bench.server import ServerProcess
+from tests.support import DATA, ROOT
 
 SCREENSHOTS = ROOT / "test-artifacts" / "ui"
 CHROMIUM = Path(os.environ.get("DRUGCLF_CHROMIUM", "/usr/bin/chromium"))
@@ -51,23 +47,6 @@ class Server:
     first_version: str
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server not ready in {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="session")
 def server(model_copy: Callable[[str], Path]) -> Iterator[Server]:
     """``python -m serving`` on a free loopback port, stopped at the end of the session."""
@@ -75,13 +54,7 @@ def server(model_copy: Callable[[str], Path]) -> Iterator[Server]:
     artifacts, runs = base / "artifacts", base / "runs"
     version = Registry(artifacts).current_version()
     assert version is not None
-    port = free_port()
     env = {
-        **os.environ,
-        "DRUGCLF_ARTIFACTS_DIR": str(artifacts),
-        "DRUGCLF_HOST": "127.0.0.1",
-        "DRUGCLF_PORT": str(port),
-        "DRUGCLF_WORKERS": "1",
         "DRUGCLF_ADMIN_TOKEN": ADMIN_TOKEN,
         "DRUGCLF_DATA": str(DATA),
         "DRUGCLF_RUNS_DIR": str(runs),
@@ -91,22 +64,15 @@ def server(model_copy: Callable[[str], Path]) -> Iterator[Server]:
         "DRUGCLF_LOG_FORMAT": "text",
         "DRUGCLF_ACCESS_LOG": "false",
     }
-    log = base / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving"], cwd=ROOT, env=env, stdout=sink, stderr=sink
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
-        yield Server(url=url, artifacts_dir=artifacts, first_version=version)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with ServerProcess(
+        artifacts,
+        workers=1,
+        bench_routes=False,
+        extra_env=env,
+        log_path=base / "server.log",
+        ready_timeout=START_TIMEOUT,
+    ) as running:
+        yield Server(url=running.base_url, artifacts_dir=artifacts, first_version=version)
 
 
 @pytest.fixture(scope="session")
