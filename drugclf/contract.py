@@ -47,6 +47,10 @@ class Patient(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False)
     Na_to_K: NaToK
 
 
+# The one sample patient: the OpenAPI examples, the model's check at load and the tests use it;
+# the README, the docs, the about page and examples/client.py show it (a test compares).
+SAMPLE_PATIENT: Final = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
+
 FEATURE_NAMES: Final[tuple[str, ...]] = Patient.__struct_fields__
 NUMERIC_FEATURES: Final = ("Age", "Na_to_K")
 CATEGORICAL_FEATURES: Final = ("Sex", "BP", "Cholesterol")

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import re
 import statistics
 import subprocess
 import tempfile
 from pathlib import Path
 
+import msgspec
+
+from drugclf.contract import SAMPLE_PATIENT
 from loadtests.bench.server import ServerProcess
 
-BODY = '{"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}'
+BODY = json.dumps(msgspec.to_builtins(SAMPLE_PATIENT))
 
 
 def server(args: argparse.Namespace, *, log_on: bool) -> ServerProcess:

@@ -15,15 +15,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
 from drugclf.artifact import METADATA_FILE, MODEL_FILE, ArtifactMetadata, read_metadata
+from drugclf.contract import SAMPLE_PATIENT
 from drugclf.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "drug200.csv"
-PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}
+# The contract's sample patient as a JSON body.
+PATIENT: Final[dict[str, object]] = msgspec.to_builtins(SAMPLE_PATIENT)
 # Small enough to train in seconds, big enough to behave like the real model on the dataset.
 TEST_N_ESTIMATORS = 20
 TEST_PARITY_CASES = 2000

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Final
 
+import msgspec
 from litestar.enums import RequestEncodingType
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
@@ -18,7 +19,7 @@ from litestar.params import Body
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
-from drugclf.contract import Patient
+from drugclf.contract import SAMPLE_PATIENT, Patient
 from serving.http.errors import ErrorBody
 
 STATIC_DIR: Final = Path(__file__).parents[1] / "static"
@@ -39,13 +40,7 @@ apply). Every response carries an `X-Request-ID` header (yours, echoed, or a new
 """
 
 
-EXAMPLE_PATIENT: Final = {
-    "Age": 45,
-    "Sex": "M",
-    "BP": "HIGH",
-    "Cholesterol": "NORMAL",
-    "Na_to_K": 15.5,
-}
+EXAMPLE_PATIENT: Final = msgspec.to_builtins(SAMPLE_PATIENT)
 EXAMPLE_PATIENT_2: Final = {
     "Age": 61,
     "Sex": "F",

@@ -29,7 +29,7 @@ from drugclf.artifact import (
     read_metadata,
     read_model,
 )
-from drugclf.contract import CLASSES, FEATURE_NAMES, FIELDS, Patient
+from drugclf.contract import CLASSES, FEATURE_NAMES, FIELDS, SAMPLE_PATIENT, Patient
 from serving.settings import OrtThreads
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class DrugModel:
         session = _session(read_model(version_dir, metadata), model_path, threads.per_call)
         _check_session(session, metadata, model_path)
         model = cls(session, metadata, version_dir, threads=threads)
-        model.predict([_PROBE])  # fail at load, not on the first request
+        model.predict([SAMPLE_PATIENT])  # fail at load, not on the first request
         return model
 
     def predict(self, patients: Sequence[Patient]) -> Predictions:
@@ -216,9 +216,6 @@ def _session(model: bytes, model_path: Path, threads: int) -> ort.InferenceSessi
     except Exception as exc:  # onnxruntime raises its own untyped errors
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ArtifactError(f"{model_path} is not a loadable ONNX model: {reason}") from exc
-
-
-_PROBE: Final = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
 
 
 def _check_metadata(metadata: ArtifactMetadata, where: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -16,12 +17,14 @@ from drugclf.contract import (
     FEATURE_NAMES,
     FIELDS_BY_NAME,
     NA_TO_K_MAX,
+    SAMPLE_PATIENT,
     Patient,
     normalise_label,
 )
+from tests.support import ROOT
 
 decoder = msgspec.json.Decoder(Patient)
-GOOD = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}
+GOOD: dict[str, object] = msgspec.to_builtins(SAMPLE_PATIENT)
 
 
 def test_a_valid_patient_decodes() -> None:
@@ -98,3 +101,18 @@ def test_contract_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert len(CLASSES) == 5
+
+
+@pytest.mark.parametrize(
+    "shown_in",
+    [
+        "README.md",
+        "docs/serving.md",
+        "docs/monitoring.md",
+        "serving/static/ui/pages/about.html",
+        "examples/client.py",  # standard library only, so it writes the patient out
+    ],
+)
+def test_the_sample_patient_people_read_is_the_contracts(shown_in: str) -> None:
+    sample = json.dumps(msgspec.to_builtins(SAMPLE_PATIENT))
+    assert sample in (ROOT / shown_in).read_text(), f"{shown_in} shows another sample patient"

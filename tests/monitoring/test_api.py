@@ -17,11 +17,11 @@ from serving.http.state import service
 from serving.monitoring.predlog.backends import Filters
 from serving.monitoring.predlog.log import PredictionLog
 from serving.settings import Settings
+from tests.support import PATIENT
 
 from .conftest import Trained
 from .test_drift import dataset_rows
 
-PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}
 FIELDS = ("Age", "Sex", "BP", "Cholesterol", "Na_to_K")
 
 

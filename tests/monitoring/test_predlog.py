@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from drugclf.contract import Patient
+from drugclf.contract import SAMPLE_PATIENT, Patient
 from serving.monitoring.predlog import log as log_module
 from serving.monitoring.predlog.backends import (
     Filters,
@@ -29,7 +29,7 @@ from serving.monitoring.predlog.log import LogMetrics, PredictionLog
 from tests.support import ROOT
 
 # Request bodies, as /predict receives them: one patient, or an array (``batch``).
-P1 = msgspec.json.encode(Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5))
+P1 = msgspec.json.encode(SAMPLE_PATIENT)
 P2 = msgspec.json.encode(Patient(Age=61, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=25.4))
 PROBS = np.array([[0.7, 0.1, 0.1, 0.05, 0.05]], dtype=np.float32)
 

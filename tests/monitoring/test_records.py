@@ -6,12 +6,12 @@ import msgspec
 import numpy as np
 import pytest
 
-from drugclf.contract import Patient
+from drugclf.contract import SAMPLE_PATIENT
 from serving.monitoring.predlog.backends import open_backend
 from serving.monitoring.predlog.records import COLUMNS, expand
 from serving.monitoring.predlog.wire import LoggedRequest
 
-PATIENT = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
+PATIENT = SAMPLE_PATIENT
 PROBS = np.array([[0.7, 0.1, 0.1, 0.05, 0.05]], dtype=np.float32)
 
 
@@ -34,7 +34,7 @@ def test_one_patient_and_a_batch_of_one_give_the_same_row() -> None:
     assert one == batch
     (row,) = one
     assert len(row) == len(COLUMNS)
-    assert row[7:12] == (45, "M", "HIGH", "NORMAL", 15.5)
+    assert row[7:12] == msgspec.structs.astuple(PATIENT)
     assert row[12:17] == tuple(float(p) for p in PROBS[0])  # float32 values, exactly
     assert row[-1] == "w"
 

@@ -15,12 +15,12 @@ import pytest
 
 from loadtests.bench.server import ServerProcess
 from serving.monitoring.predlog.backends import Filters, open_backend
+from tests.support import PATIENT
 
 from .conftest import Trained
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}
 BATCH = [PATIENT, {**PATIENT, "Na_to_K": 31.0}, {**PATIENT, "Sex": "F"}]
 LOAD_SECONDS = 2.0
 CLIENTS = 6

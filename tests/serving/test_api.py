@@ -9,7 +9,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from drugclf.contract import CLASSES, FEATURE_NAMES
-from tests.support import TEST_N_ESTIMATORS
+from tests.support import PATIENT, TEST_N_ESTIMATORS
 
 from .conftest import Trained
 
@@ -165,9 +165,7 @@ def test_openapi_documents_the_body_and_examples(client: Client) -> None:
     body = predict["requestBody"]["content"]["application/json"]
     refs = {item.get("$ref") or item["items"]["$ref"] for item in body["schema"]["oneOf"]}
     assert refs == {"#/components/schemas/Patient"}
-    assert body["schema"]["examples"][0] == {
-        "Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5
-    }  # fmt: skip
+    assert body["schema"]["examples"][0] == PATIENT
     patient_schema = schema["components"]["schemas"]["Patient"]
     assert patient_schema["properties"]["BP"]["enum"] == ["HIGH", "LOW", "NORMAL"]
     assert patient_schema["properties"]["Age"]["maximum"] == 120

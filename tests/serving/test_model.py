@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from drugclf.artifact import MODEL_FILE, ArtifactError, sha256_hex
-from drugclf.contract import CLASSES, Patient
+from drugclf.contract import CLASSES, SAMPLE_PATIENT, Patient
 from drugclf.registry import Registry
 from serving.inference.model import DrugModel
 from serving.settings import OrtThreads
@@ -20,7 +20,7 @@ from tests.support import point_current_at
 
 from .conftest import DATA, Trained
 
-P = Patient(Age=45, Sex="M", BP="HIGH", Cholesterol="NORMAL", Na_to_K=15.5)
+P = SAMPLE_PATIENT
 
 
 def _dataset_patients() -> list[Patient]:
