@@ -96,7 +96,7 @@ def create_app(settings: Settings) -> Litestar:
             RenderedPages(settings),
         ),
         lifespan=[lifespan],
-        exception_handlers=exception_handlers(codec),
+        exception_handlers=exception_handlers(),
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,

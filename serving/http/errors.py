@@ -1,18 +1,17 @@
-"""Domain errors of the server and the one JSON error shape every 4xx/5xx answer uses.
+"""The error vocabulary: the one JSON error shape and one error class per concept.
 
-Handlers and the model raise the typed errors below; ``serving.app`` maps them (and Litestar's
-own 404/405/413/500) to HTTP in one place. Raw exception text never reaches a client: every
-message here is written for the client.
+Handlers, services and the model raise the typed errors below (features add their own
+subclasses); ``serving.http.exceptions`` answers them, and Litestar's own HTTP errors, in one
+place. Every message is written for the client: raw exception text never reaches one.
+Each class documents itself: its docstring and ``example`` become its entry in the OpenAPI
+document (``serving.http.openapi.error_responses``).
 """
 
 from __future__ import annotations
 
-import re
-from typing import ClassVar, Final
+from typing import ClassVar
 
 import msgspec
-
-from drugclf.contract import FIELDS_BY_NAME, FieldSpec
 
 
 class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -31,13 +30,23 @@ class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     expected: str | None = None
 
 
+class ErrorExample(msgspec.Struct, frozen=True):
+    """An error as a client would read it, for the OpenAPI document."""
+
+    message: str
+    field: str | None = None
+    index: int | None = None
+    expected: str | None = None
+
+
 class ServingError(Exception):
-    """Base of the errors a client can be told about."""
+    """Something unexpected went wrong on the server (details in the server log only)."""
 
     status_code: int = 500
     code: str = "internal_error"
     headers: ClassVar[dict[str, str] | None] = None
     """Response headers the status calls for (401's ``WWW-Authenticate``)."""
+    example: ClassVar[ErrorExample] = ErrorExample("internal server error")
 
     def __init__(
         self,
@@ -66,25 +75,94 @@ class ServingError(Exception):
         )
 
 
-class InvalidInputError(ServingError):
-    """The body is JSON but not a valid patient (or batch of patients)."""
-
-    status_code = 422
-    code = "validation_error"
-
-
 class MalformedBodyError(ServingError):
-    """The body is empty or not JSON at all."""
+    """The body is empty, or not JSON at all."""
 
     status_code = 400
     code = "malformed_json"
+    example = ErrorExample(
+        "the request body is not valid JSON (JSON is malformed: invalid character (byte 12))",
+        expected="a JSON object or array",
+    )
+
+
+class InvalidParameterError(ServingError):
+    """A query parameter is not acceptable: ``field`` names it, ``expected`` says what it takes."""
+
+    status_code = 400
+    code = "validation_error"
+    example = ErrorExample(
+        "limit must be a whole number from 1 to 1000 (got 0)",
+        field="limit",
+        expected="an integer >= 1 and <= 1000",
+    )
+
+
+class BadRequestError(ServingError):
+    """The request cannot be read (for example a broken multipart form)."""
+
+    status_code = 400
+    code = "bad_request"
+    example = ErrorExample("the request is malformed")
+
+
+class InvalidInputError(ServingError):
+    """A value in the body is wrong, missing or unknown.
+
+    ``field``, ``index`` (in a batch) and ``expected`` say which and what it takes.
+    """
+
+    status_code = 422
+    code = "validation_error"
+    example = ErrorExample(
+        "Age must be a whole number from 0 to 120 (got -5)",
+        field="Age",
+        index=1,
+        expected="an integer >= 0 and <= 120",
+    )
 
 
 class BatchSizeError(ServingError):
-    """More patients than the batch limit, or an empty batch."""
+    """An empty array, or more patients than the batch limit."""
 
     status_code = 422
     code = "batch_size"
+    example = ErrorExample(
+        "a batch holds 1 to 1000 patients (got 0)",
+        expected="a JSON array of 1 to 1000 patient objects",
+    )
+
+
+class NotFoundError(ServingError):
+    """Nothing at this path: no route answers it, or what it names does not exist."""
+
+    status_code = 404
+    code = "not_found"
+    example = ErrorExample("no such route")
+
+
+class VersionNotFoundError(ServingError):
+    """No published model version by that name."""
+
+    status_code = 404
+    code = "version_not_found"
+    example = ErrorExample("no published version '20990101-000000-abcdef'", field="version")
+
+
+class MethodNotAllowedError(ServingError):
+    """The route exists but not with this method (the ``Allow`` header lists the methods)."""
+
+    status_code = 405
+    code = "method_not_allowed"
+    example = ErrorExample("this route does not accept that method (allowed: POST)")
+
+
+class BodyTooLargeError(ServingError):
+    """The body is larger than the configured limit."""
+
+    status_code = 413
+    code = "body_too_large"
+    example = ErrorExample("the request body is too large")
 
 
 class UnsupportedMediaTypeError(ServingError):
@@ -92,6 +170,10 @@ class UnsupportedMediaTypeError(ServingError):
 
     status_code = 415
     code = "unsupported_media_type"
+    example = ErrorExample(
+        "content type 'text/plain' is not supported",
+        expected="application/json",
+    )
 
 
 class ModelUnavailableError(ServingError):
@@ -99,52 +181,4 @@ class ModelUnavailableError(ServingError):
 
     status_code = 503
     code = "model_unavailable"
-
-
-# msgspec messages end in " - at `$[3].Age`"; the path names the batch index and the field.
-_PATH = re.compile(r" - at `\$(?:\[(?P<index>\d+)\])?(?:\.(?P<field>\w+))?`$")
-_NAMED_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
-
-
-def expected_for(spec: FieldSpec) -> str:
-    """Human wording of what a field accepts, built from the feature contract."""
-    if spec.allowed is not None:
-        return "one of " + ", ".join(spec.allowed)
-    low = "> " if spec.exclusive_minimum else ">= "
-    kind = "an integer" if spec.type == "integer" else "a finite number"
-    return f"{kind} {low}{_number(spec.minimum)} and <= {_number(spec.maximum)}"
-
-
-def _number(value: float | None) -> str:
-    if value is None:  # pragma: no cover - every numeric field of the contract is bounded
-        return "?"
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-EXPECTED: Final[dict[str, str]] = {name: expected_for(s) for name, s in FIELDS_BY_NAME.items()}
-PATIENT_EXPECTED: Final = "a patient object with exactly " + ", ".join(FIELDS_BY_NAME)
-
-
-def from_validation_error(exc: msgspec.ValidationError) -> InvalidInputError:
-    """Turn msgspec's message into an error that names the field, its index and what it takes."""
-    text = str(exc)
-    index: int | None = None
-    field: str | None = None
-    match = _PATH.search(text)
-    if match:
-        text = text[: match.start()]
-        index = int(match["index"]) if match["index"] is not None else None
-        field = match["field"]
-    if field is None:
-        named = _NAMED_FIELD.search(text)  # "Object missing required field `Age`"
-        field = named["field"] if named else None
-    expected = EXPECTED.get(field, PATIENT_EXPECTED) if field else _top_level_expected(text)
-    if field is None and index is not None and "got" in text:
-        expected = PATIENT_EXPECTED
-    return InvalidInputError(text, field=field, index=index, expected=expected)
-
-
-def _top_level_expected(text: str) -> str:
-    if text.startswith("Expected `object | array`"):
-        return f"{PATIENT_EXPECTED}, or a non-empty array of them"
-    return PATIENT_EXPECTED
+    example = ErrorExample("no model is loaded yet")

@@ -1,8 +1,11 @@
 """Errors to HTTP, in one place: every error answer is an ``ErrorBody`` with the request id.
 
 Domain errors carry their status and client-facing message. Litestar's own HTTP errors (404,
-405, 413 ...) keep their status with a message we write. Anything else is a 500 whose details
-go to the log only: no exception text or traceback ever reaches a client.
+405, 413 ...) keep their status with the vocabulary's code and a message we write; its
+query-parameter validation errors go through the same translator as request bodies
+(``serving.http.validation``).
+Anything else is a 500 whose details go to the log only: no exception text or traceback ever
+reaches a client.
 """
 
 from __future__ import annotations
@@ -10,28 +13,38 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from serving.http.errors import ErrorBody, ServingError
-from serving.inference.codec import PatientCodec
+from serving.http.errors import (
+    BadRequestError,
+    BodyTooLargeError,
+    ErrorBody,
+    InvalidParameterError,
+    MethodNotAllowedError,
+    NotFoundError,
+    ServingError,
+    UnsupportedMediaTypeError,
+)
+from serving.http.validation import invalid_parameter, parameter_rule
 
 logger = logging.getLogger(__name__)
 
 JSON: Final = "application/json"
 
-_CODES: Final = {
-    400: ("bad_request", "the request is malformed"),
+_LITESTAR: Final[dict[int, tuple[str, str]]] = {
+    400: (BadRequestError.code, "the request is malformed"),
     401: ("unauthorized", "authentication is required"),
     403: ("forbidden", "not allowed"),
-    404: ("not_found", "no such route"),
-    405: ("method_not_allowed", "this route does not accept that method"),
-    413: ("body_too_large", "the request body is too large"),
-    415: ("unsupported_media_type", "send application/json"),
+    404: (NotFoundError.code, "no such route"),
+    405: (MethodNotAllowedError.code, "this route does not accept that method"),
+    413: (BodyTooLargeError.code, "the request body is too large"),
+    415: (UnsupportedMediaTypeError.code, "send application/json"),
     429: ("too_many_requests", "too many requests"),
-    503: ("unavailable", "the service is unavailable"),
 }
+"""Code and message of each status Litestar raises by itself."""
 
 
 def _request_id(request: Request[Any, Any, Any]) -> str | None:
@@ -40,29 +53,37 @@ def _request_id(request: Request[Any, Any, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _parameter_problem(exc: HTTPException) -> tuple[str, str] | None:
-    """The first bad query/path parameter of a Litestar validation error, as (name, problem).
+def parameter_error(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> InvalidParameterError | None:
+    """The first refused query parameter of a Litestar validation error, in our words.
 
-    Litestar puts msgspec's own message (e.g. "Expected `int` >= 1") and the parameter's name
-    in ``extra``; both are safe to show, unlike the exception text.
+    Litestar names the parameter in ``extra`` (msgspec's own text beside it); its rule comes
+    from the handler's declaration, the refused text from the request.
     """
-    if not isinstance(exc, ValidationException) or not isinstance(exc.extra, list):
+    if not isinstance(exc.extra, list):
         return None
     for item in exc.extra:
-        if isinstance(item, dict) and isinstance(item.get("key"), str):
-            detail = item.get("message")
-            return item["key"], detail if isinstance(detail, str) else "invalid value"
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            continue
+        name: str = item["key"]
+        if item.get("source") not in (None, "query"):
+            continue
+        declared = request.route_handler.parsed_fn_signature.parameters.get(name)
+        rule = parameter_rule(declared) if declared is not None else None
+        return invalid_parameter(name, request.query_params.get(name, ""), rule)
     return None
 
 
-def exception_handlers(codec: PatientCodec) -> ExceptionHandlersMap:
-    """The app's exception handlers, sharing the codec's encoder."""
+def exception_handlers() -> ExceptionHandlersMap:
+    """The app's exception handlers."""
+    encoder = msgspec.json.Encoder()
 
     def respond(
         body: ErrorBody, status: int, headers: dict[str, str] | None = None
     ) -> Response[Any]:
         return Response(
-            content=codec.encode(body), status_code=status, media_type=JSON, headers=headers
+            content=encoder.encode(body), status_code=status, media_type=JSON, headers=headers
         )
 
     def on_serving_error(request: Request[Any, Any, Any], exc: ServingError) -> Response[Any]:
@@ -70,45 +91,34 @@ def exception_handlers(codec: PatientCodec) -> ExceptionHandlersMap:
 
     def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         status = exc.status_code
-        code, message = _CODES.get(status, ("http_error", "the request failed"))
-        if status == 405:
-            allowed = (exc.headers or {}).get("allow")
-            message = f"{message} (allowed: {allowed})" if allowed else message
         if status >= 500:
             logger.error("HTTP %d: %s", status, exc.detail, extra={"path": request.url.path})
-            code, message = "internal_error", "internal server error"
-        headers = (
-            {"allow": exc.headers["allow"]} if exc.headers and "allow" in exc.headers else None
-        )
-        field = None
-        problem = _parameter_problem(exc)
-        if problem is not None:
-            field, detail = problem
-            code, message = "validation_error", f"{field}: {detail}"
+            return internal(request, status)
+        if isinstance(exc, ValidationException):
+            problem = parameter_error(request, exc)
+            if problem is not None:
+                return on_serving_error(request, problem)
+        code, message = _LITESTAR.get(status, ("http_error", "the request failed"))
+        allowed = (exc.headers or {}).get("allow")
+        if status == 405 and allowed:
+            message = f"{message} (allowed: {allowed})"
         body = ErrorBody(
-            status="error",
-            code=code,
-            message=message,
-            request_id=_request_id(request),
-            field=field,
+            status="error", code=code, message=message, request_id=_request_id(request)
         )
-        return respond(body, status, headers)
+        return respond(body, status, {"allow": allowed} if allowed else None)
+
+    def internal(request: Request[Any, Any, Any], status: int) -> Response[Any]:
+        body = ServingError(ServingError.example.message).body(_request_id(request))
+        return respond(body, status)
 
     def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-        request_id = _request_id(request)
         logger.exception(
             "unhandled error on %s %s",
             request.method,
             request.url.path,
-            extra={"request_id": request_id},
+            extra={"request_id": _request_id(request)},
         )
-        body = ErrorBody(
-            status="error",
-            code="internal_error",
-            message="internal server error",
-            request_id=request_id,
-        )
-        return respond(body, 500)
+        return internal(request, 500)
 
     return {
         ServingError: on_serving_error,

@@ -1,8 +1,9 @@
 """Strict request decoding and fast response encoding for ``/predict``, built once per app.
 
 Litestar would convert a body leniently (``"47"`` becomes 47); the prebuilt msgspec decoder
-here is strict and knows the batch limit, so one call validates everything. Errors become the
-domain errors of ``serving.http.errors`` with the field, its index and what it accepts.
+here is strict and knows the batch limit, so one call validates everything. Its errors go
+through ``serving.http.validation``: a message for people, the field, its index and what it
+accepts, worded from the feature contract.
 """
 
 from __future__ import annotations
@@ -14,13 +15,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from drugclf.contract import Patient
-from serving.http.errors import (
-    BatchSizeError,
-    MalformedBodyError,
-    UnsupportedMediaTypeError,
-    from_validation_error,
-)
+from drugclf.contract import FIELDS, Patient
+from serving.http.errors import BatchSizeError, MalformedBodyError, UnsupportedMediaTypeError
+from serving.http.validation import Rule, Subject, invalid_input, untyped
 from serving.inference.schemas import PredictionResponse, Probabilities
 
 _BATCH_PREFIX: Final = "Expected `array` of length"
@@ -28,6 +25,14 @@ _JSON_BYTES: Final = b"application/json"
 _CONTENT_TYPE: Final = b"content-type"
 ANSWER_CACHE_SIZE: Final = 4096
 """Distinct encoded answers kept per worker (its memory: docs/serving.md, "Why it is fast")."""
+
+PATIENT_EXPECTED: Final = "a patient object with exactly " + ", ".join(f.name for f in FIELDS)
+PATIENTS: Final = Subject(
+    rules={spec.name: Rule.of_field(spec) for spec in FIELDS},
+    body_expected=f"{PATIENT_EXPECTED}, or a non-empty array of them",
+    item_expected=PATIENT_EXPECTED,
+)
+"""How errors describe a ``/predict`` body, worded from the feature contract."""
 
 
 class PatientCodec:
@@ -53,11 +58,8 @@ class PatientCodec:
             decoded: Patient | list[Patient] = self._decoder.decode(body)
         except msgspec.ValidationError as exc:
             if str(exc).startswith(_BATCH_PREFIX):
-                raise BatchSizeError(
-                    f"a batch holds 1 to {self.max_batch_size} patients",
-                    expected=f"a JSON array of 1 to {self.max_batch_size} patient objects",
-                ) from None
-            raise from_validation_error(exc) from None
+                raise self._batch_size_error(body) from None
+            raise invalid_input(exc, PATIENTS, lambda: untyped(body)) from None
         except msgspec.DecodeError as exc:
             reason = "the request body is empty" if not body.strip() else _json_reason(exc)
             raise MalformedBodyError(reason, expected="a JSON object or array") from None
@@ -66,6 +68,15 @@ class PatientCodec:
                 "the request body is not valid UTF-8", expected="a JSON object or array"
             ) from None
         return decoded
+
+    def _batch_size_error(self, body: bytes) -> BatchSizeError:
+        limit = self.max_batch_size
+        document = untyped(body)
+        got = f" (got {len(document)})" if isinstance(document, list) else ""
+        return BatchSizeError(
+            f"a batch holds 1 to {limit} patients{got}",
+            expected=f"a JSON array of 1 to {limit} patient objects",
+        )
 
     def encode_one(self, label: str, probabilities: npt.NDArray[np.float32], version: str) -> bytes:
         """The answer for one patient (``probabilities`` is its row).

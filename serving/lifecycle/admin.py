@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Final
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from serving.http.errors import ServingError
+from serving.http.errors import ErrorExample, ServingError
 from serving.http.state import service
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,10 @@ class UnauthorizedError(ServingError):
 
     status_code = 401
     code = "unauthorized"
+    example = ErrorExample(
+        "this endpoint needs an admin token: send 'Authorization: Bearer <token>'",
+        field="Authorization",
+    )
     # RFC 9110: a 401 names the scheme that would be accepted.
     headers: ClassVar[dict[str, str] | None] = {
         "WWW-Authenticate": 'Bearer realm="drug-classifier admin"'
@@ -39,6 +43,7 @@ class ForbiddenError(ServingError):
 
     status_code = 403
     code = "forbidden"
+    example = ErrorExample("the admin token is not valid", field="Authorization")
 
 
 def is_loopback(host: str | None) -> bool:

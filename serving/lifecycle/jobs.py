@@ -34,7 +34,7 @@ from drugclf.artifact import ArtifactError, read_metadata
 from drugclf.registry import Registry, RegistryError
 from drugclf.retrain import Failed, JobEvent, JobSpec, Published, Validated
 from serving.http import logs
-from serving.http.errors import ServingError
+from serving.http.errors import ErrorExample, ServingError
 from serving.lifecycle.lock import JobLock
 from serving.lifecycle.schemas import Job, JobError, ParityReply, RetrainRequest, RetrainResult
 
@@ -57,17 +57,24 @@ def training_installed() -> bool:
 
 
 class RetrainUnavailableError(ServingError):
-    """The install cannot train (no ``train`` extra)."""
+    """The install cannot train (no ``train`` extra): the message says how to train elsewhere."""
 
     status_code = 501
     code = "retrain_unavailable"
+    example = ErrorExample(
+        "this server has no training stack (slim image without the `train` extra)"
+    )
 
 
 class RetrainBusyError(ServingError):
-    """Another retrain job is running (on this worker or another)."""
+    """Another retrain job is running (on this worker or another); the message names it."""
 
     status_code = 409
     code = "retrain_running"
+    example = ErrorExample(
+        "a retrain is already running: job 20261127-035245-8fdfa7ce "
+        "(GET /jobs/20261127-035245-8fdfa7ce); try again when it ends"
+    )
 
 
 class JobNotFoundError(ServingError):
@@ -75,6 +82,7 @@ class JobNotFoundError(ServingError):
 
     status_code = 404
     code = "job_not_found"
+    example = ErrorExample("no job 20261127-035245-8fdfa7ce", field="job_id")
 
 
 class DatasetInvalidError(ServingError):
@@ -82,19 +90,38 @@ class DatasetInvalidError(ServingError):
 
     status_code = 422
     code = "dataset_invalid"
+    example = ErrorExample(
+        "job 20261127-035245-8fdfa7ce: mine.csv: line 3, column Age: not a whole number",
+        field="file",
+    )
 
 
 class RetrainFailedError(ServingError):
-    """The job failed on the server side (parity gate, crash, time limit): nothing changed."""
+    """The job failed on the server side and nothing changed.
+
+    The code says why: ``parity_failed`` (ONNX and scikit-learn disagree), ``training_failed``
+    or ``retrain_failed`` (a crash; details in the server log only), ``retrain_interrupted``
+    (the server stopped during the job).
+    """
 
     status_code = 500
     code = "retrain_failed"
+    example = ErrorExample("job 20261127-035245-8fdfa7ce: the training process ended unexpectedly")
 
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
-        if code == "retrain_timeout":
-            self.status_code = 504
+
+
+class RetrainTimeoutError(ServingError):
+    """The job ran past ``DRUGCLF_RETRAIN_TIMEOUT`` and was stopped: nothing changed."""
+
+    status_code = 504
+    code = "retrain_timeout"
+    example = ErrorExample(
+        "job 20261127-035245-8fdfa7ce: stopped after the time limit of 900 s; "
+        "the current model keeps serving"
+    )
 
 
 def error_for(job: Job) -> ServingError:
@@ -103,6 +130,8 @@ def error_for(job: Job) -> ServingError:
     message = f"job {job.job_id}: {error.message}"
     if error.code == "dataset_invalid":
         return DatasetInvalidError(message, field="file")
+    if error.code == RetrainTimeoutError.code:
+        return RetrainTimeoutError(message)
     return RetrainFailedError(message, error.code)
 
 

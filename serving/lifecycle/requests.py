@@ -15,7 +15,15 @@ from litestar.openapi.spec import Example
 from litestar.params import Body
 
 from serving.http.errors import InvalidInputError, MalformedBodyError
-from serving.lifecycle.schemas import EXPECTED, RetrainRequest
+from serving.http.validation import (
+    Rule,
+    Subject,
+    invalid_input,
+    invalid_parameter,
+    rules_of,
+    untyped,
+)
+from serving.lifecycle.schemas import RetrainRequest
 
 UPLOAD_FIELD: Final = "file"
 PARAMS_FIELD: Final = "params"
@@ -47,16 +55,21 @@ def document_body(data: RetrainBody) -> None:  # pragma: no cover - never called
     """Only for the OpenAPI schema: the handler reads JSON or multipart itself."""
 
 
-def _invalid_request(exc: msgspec.ValidationError) -> InvalidInputError:
-    text = str(exc)
-    field = None
-    if " - at `$." in text:
-        text, path = text.rsplit(" - at `$.", 1)
-        field = path.rstrip("`")
-        text = f"{field}: {text}"
-    elif "unknown field `" in text:
-        field = text.split("`")[1]
-    return InvalidInputError(text, field=field, expected=EXPECTED.get(field or ""))
+RETRAIN: Final = Subject(
+    rules=rules_of(RetrainRequest), body_expected="a JSON object of retrain parameters"
+)
+"""How errors describe retrain parameters, worded from ``RetrainRequest``'s own bounds."""
+WAIT_WORDS: Final = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+"""What ``?wait=`` accepts, in any letter case."""
+WAIT_PATTERN: Final = (
+    "^(?:"
+    + "|".join(
+        "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word) for word in WAIT_WORDS
+    )
+    + ")$"
+)
+"""``WAIT_WORDS`` as the OpenAPI document states them (JSON Schema has no case-blind flag)."""
+_WAIT_RULE: Final = Rule(name="wait", kind="boolean")
 
 
 def decode_request(raw: bytes) -> RetrainRequest:
@@ -71,7 +84,7 @@ def decode_request(raw: bytes) -> RetrainRequest:
     try:
         return msgspec.json.decode(raw, type=RetrainRequest)
     except msgspec.ValidationError as exc:
-        raise _invalid_request(exc) from None
+        raise invalid_input(exc, RETRAIN, lambda: untyped(raw)) from None
     except msgspec.DecodeError:
         raise MalformedBodyError("the body is not valid JSON") from None
 
@@ -84,7 +97,7 @@ def convert_form(fields: dict[str, Any]) -> RetrainRequest:
     try:
         return msgspec.convert(fields, RetrainRequest, strict=False)
     except msgspec.ValidationError as exc:
-        raise _invalid_request(exc) from None
+        raise invalid_input(exc, RETRAIN, lambda: fields) from None
 
 
 async def read_retrain_request(
@@ -115,12 +128,14 @@ async def read_retrain_request(
 
 
 def parse_wait(value: str | None, default: bool) -> bool:
-    """The `?wait=` query parameter (true or false; absent means `default`)."""
+    """The ``?wait=`` query parameter: one of ``WAIT_WORDS``; absent means ``default``.
+
+    Raises:
+        InvalidParameterError: any other text.
+    """
     if value is None:
         return default
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes"}:
-        return True
-    if lowered in {"0", "false", "no"}:
-        return False
-    raise InvalidInputError(f"wait={value!r}", field="wait", expected="true or false")
+    answer = WAIT_WORDS.get(value.lower()) if value.isascii() else None
+    if answer is None:
+        raise invalid_parameter("wait", value, _WAIT_RULE)
+    return answer

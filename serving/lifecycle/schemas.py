@@ -7,15 +7,11 @@ working.
 
 from __future__ import annotations
 
-from typing import Final, Literal, get_args
+from typing import Final, Literal
 
 import msgspec
 
 from drugclf.artifact import (
-    MAX_LEAF_NODES_RANGE,
-    N_ESTIMATORS_RANGE,
-    SEED_RANGE,
-    TEST_SIZE_BOUNDS,
     BinningStrategy,
     MaxLeafNodes,
     Metrics,
@@ -55,19 +51,6 @@ class RetrainRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             test_size=self.test_size,
             random_state=self.random_state,
         )
-
-
-# What each request field accepts, for 422 answers.
-EXPECTED: Final = {
-    "n_estimators": "an integer >= {} and <= {}".format(*N_ESTIMATORS_RANGE),
-    "max_leaf_nodes": "an integer >= {} and <= {}".format(*MAX_LEAF_NODES_RANGE),
-    "test_size": "a number > {} and < {}".format(*TEST_SIZE_BOUNDS),
-    "apply_smote": "true or false",
-    "binning": "one of " + ", ".join(get_args(BinningStrategy)),
-    "random_state": "an integer >= {} and <= {}".format(*SEED_RANGE),
-    "force": "true or false",
-    "wait": "true or false",
-}
 
 
 class ParityReply(msgspec.Struct, frozen=True):

@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from drugclf.artifact import CONFUSION_MATRIX_FILE, ArtifactError
 from drugclf.registry import Registry, RegistryError
-from serving.http.errors import ServingError
+from serving.http.errors import ErrorExample, NotFoundError, ServingError, VersionNotFoundError
 from serving.inference.model import DrugModel
 from serving.lifecycle.admin import AdminAccess
 from serving.lifecycle.jobs import (
@@ -67,18 +67,15 @@ def version_summaries(registry: Registry) -> ModelsReply:
     )
 
 
-class VersionNotFoundError(ServingError):
-    """No published version by that name."""
-
-    status_code = 404
-    code = "version_not_found"
-
-
 class VersionNotServableError(ServingError):
     """A published version whose files do not load or do not match its metadata."""
 
     status_code = 422
     code = "version_not_servable"
+    example = ErrorExample(
+        "version '20261127-101500-3f9a2c' cannot be served: model.onnx does not match its metadata",
+        field="version",
+    )
 
 
 def _relative(exc: Exception, folder: Path) -> str:
@@ -91,6 +88,7 @@ class NothingToRollBackError(ServingError):
 
     status_code = 409
     code = "nothing_to_roll_back"
+    example = ErrorExample("nothing to roll back to: no earlier promoted version exists")
 
 
 class Lifecycle:
@@ -199,12 +197,15 @@ class Lifecycle:
         """The PNG confusion matrix (test split) of a published version.
 
         Raises:
-            VersionNotFoundError: not a version name, an unknown version, or no image.
+            VersionNotFoundError: not a version name, or an unknown version.
+            NotFoundError: the version has no image.
         """
         try:
             folder = self.registry.version_dir(version)
         except RegistryError as exc:
             raise VersionNotFoundError(str(exc), field="version") from exc
+        if not folder.is_dir():
+            raise VersionNotFoundError(f"no published version '{version}'", field="version")
         return confusion_matrix_png(folder)
 
 
@@ -212,9 +213,9 @@ def confusion_matrix_png(folder: Path) -> bytes:
     """The confusion-matrix image of a version folder.
 
     Raises:
-        VersionNotFoundError: the version has no image.
+        NotFoundError: the version has no image.
     """
     try:
         return (folder / CONFUSION_MATRIX_FILE).read_bytes()
     except OSError as exc:
-        raise VersionNotFoundError("this model version has no confusion-matrix image") from exc
+        raise NotFoundError("this model version has no confusion-matrix image") from exc

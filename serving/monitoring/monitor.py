@@ -19,7 +19,7 @@ import numpy as np
 from drugclf.artifact import ArtifactError, ArtifactMetadata, read_metadata
 from drugclf.contract import CLASSES, FEATURE_NAMES
 from drugclf.registry import RegistryError
-from serving.http.errors import ServingError
+from serving.http.errors import ErrorExample, ServingError, VersionNotFoundError
 from serving.inference.holder import ModelHolder
 from serving.monitoring.drift import MIN_ROWS, PSI_THRESHOLD, FeatureDrift, feature_drift
 from serving.monitoring.predlog.backends import Backend, Filters
@@ -40,6 +40,7 @@ class PredictionLogOffError(ServingError):
 
     status_code = 404
     code = "prediction_log_off"
+    example = ErrorExample("the prediction log is turned off (DRUGCLF_PREDICTION_LOG=false)")
 
 
 class PredictionLogUnavailableError(ServingError):
@@ -47,13 +48,7 @@ class PredictionLogUnavailableError(ServingError):
 
     status_code = 503
     code = "prediction_log_unavailable"
-
-
-class UnknownVersionError(ServingError):
-    """Drift was asked for a model version whose metadata cannot be found."""
-
-    status_code = 404
-    code = "unknown_model_version"
+    example = ErrorExample("the prediction log cannot be read right now")
 
 
 class PredictionPage(msgspec.Struct, frozen=True):
@@ -212,8 +207,9 @@ class Monitor:
         drift_version = model_version or self.current_version()
         reference = self.metadata_for(drift_version) if drift_version else None
         if model_version is not None and reference is None:
-            raise UnknownVersionError(
-                f"no metadata for model version {model_version!r} in the registry"
+            raise VersionNotFoundError(
+                f"no published version '{model_version}' (its metadata is not in the registry)",
+                field="model_version",
             )
         try:
             predictions, requests = backend.count(window)

@@ -8,50 +8,68 @@ one JSON error shape by ``serving.http.exceptions``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Final
 
+import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
 from drugclf.contract import DrugClass
-from serving.http.errors import InvalidInputError
+from serving.http.errors import InvalidParameterError
 from serving.http.state import service
+from serving.http.validation import Rule, invalid_parameter
 from serving.monitoring.monitor import Monitor, MonitoringSummary, PredictionPage
 from serving.monitoring.predlog.backends import Filters
 
 MAX_PAGE = 1000
 
+_TIME_DESCRIPTION: Final = (
+    "an RFC 3339 date and time, such as 2026-01-31T09:30:00Z (no offset means UTC)"
+)
 Since = Annotated[
-    datetime | None,
+    str | None,
     Parameter(
-        description="Only records at or after this time (ISO 8601; no offset means UTC).",
+        description=f"Only records at or after this time: {_TIME_DESCRIPTION}.",
         required=False,
+        schema_extra={"format": "date-time"},
     ),
 ]
 Until = Annotated[
-    datetime | None,
-    Parameter(description="Only records before this time (ISO 8601).", required=False),
+    str | None,
+    Parameter(
+        description=f"Only records before this time: {_TIME_DESCRIPTION}.",
+        required=False,
+        schema_extra={"format": "date-time"},
+    ),
 ]
 Version = Annotated[
     str | None,
     Parameter(description="Only this model version.", required=False, max_length=128),
 ]
+_TIME: Final = Rule(name="time", kind="datetime")
 
 
-def _epoch(value: datetime | None) -> float | None:
-    if value is None:
+def _epoch(name: str, text: str | None) -> float | None:
+    """A time parameter, read strictly (Litestar's conversion would take "0.5" as seconds)."""
+    if text is None:
         return None
+    try:
+        value = msgspec.convert(text, datetime)
+    except msgspec.ValidationError:
+        raise invalid_parameter(name, text, _TIME) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
 
-def _window(since: datetime | None, until: datetime | None) -> tuple[float | None, float | None]:
-    start, end = _epoch(since), _epoch(until)
+def _window(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    start, end = _epoch("since", since), _epoch("until", until)
     if start is not None and end is not None and start >= end:
-        raise InvalidInputError(
-            "since must be before until", field="since", expected="a time before until"
+        raise InvalidParameterError(
+            f"since must be before until (got since {since}, until {until})",
+            field="since",
+            expected="a time before until",
         )
     return start, end
 

@@ -97,24 +97,47 @@ def test_filters_and_pages(client: TestClient[Litestar], trained: Trained) -> No
 
 
 @pytest.mark.parametrize(
-    "params",
+    ("params", "message", "expected"),
     [
-        {"limit": 0},
-        {"limit": 5000},
-        {"prediction": "Aspirin"},
-        {"since": "yesterday"},
-        {"since": "2030-01-02T00:00:00Z", "until": "2030-01-01T00:00:00Z"},
+        ({"limit": 0}, "limit must be a whole number from 1 to 1000 (got 0)", None),
+        ({"limit": 5000}, "limit must be a whole number from 1 to 1000 (got 5000)", None),
+        (
+            {"prediction": "Aspirin"},
+            "prediction must be one of DrugA, DrugB, DrugC, DrugX, DrugY (got Aspirin)",
+            None,
+        ),
+        (
+            {"since": "yesterday"},
+            "since must be a date and time in ISO 8601, such as 2026-01-31T09:30:00Z "
+            "(got yesterday)",
+            "an ISO 8601 date and time",
+        ),
+        ({"before_id": "x"}, "before_id must be a whole number of at least 1 (got x)", None),
+        (
+            {"until": "0.5"},
+            "until must be a date and time in ISO 8601, such as 2026-01-31T09:30:00Z (got 0.5)",
+            "an ISO 8601 date and time",
+        ),
+        (
+            {"since": "2030-01-02T00:00:00Z", "until": "2030-01-01T00:00:00Z"},
+            "since must be before until "
+            "(got since 2030-01-02T00:00:00Z, until 2030-01-01T00:00:00Z)",
+            "a time before until",
+        ),
     ],
 )
-def test_bad_query_parameters_are_client_errors(
-    client: TestClient[Litestar], params: dict[str, Any]
+def test_bad_query_parameters_are_400_naming_them(
+    client: TestClient[Litestar], params: dict[str, Any], message: str, expected: str | None
 ) -> None:
     answer = client.get("/predictions", params=params)
-    assert 400 <= answer.status_code < 500
+    assert answer.status_code == 400
     body = answer.json()
-    assert body["status"] == "error"
-    # The answer names the parameter at fault, not just "malformed".
-    assert body.get("field") in params or any(name in body["message"] for name in params)
+    assert (body["status"], body["code"]) == ("error", "validation_error")
+    # The answer names the parameter at fault and the text sent, not just "malformed".
+    assert body["field"] == next(iter(params))
+    assert body["message"] == message
+    if expected is not None:
+        assert body["expected"] == expected
 
 
 def test_summary_counts_mix_latency_and_drift(
@@ -159,7 +182,12 @@ def test_summary_window_and_unknown_version(client: TestClient[Litestar]) -> Non
     ).json()
     assert empty["predictions"] == 0 and empty["latency_ms"]["p50"] is None
     answer = client.get("/monitoring/summary", params={"model_version": "20000101-000000-abcdef"})
-    assert answer.status_code == 404 and answer.json()["code"] == "unknown_model_version"
+    error = answer.json()
+    assert answer.status_code == 404 and error["code"] == "version_not_found"
+    assert (error["field"], error["message"]) == (
+        "model_version",
+        "no published version '20000101-000000-abcdef' (its metadata is not in the registry)",
+    )
 
 
 def test_metrics_show_the_log(client: TestClient[Litestar]) -> None:

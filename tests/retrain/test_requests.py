@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import msgspec
@@ -13,8 +14,8 @@ from litestar.testing import TestClient
 
 import serving.lifecycle.service
 from drugclf.registry import Registry
-from serving.http.errors import InvalidInputError, MalformedBodyError
-from serving.lifecycle.requests import convert_form, decode_request
+from serving.http.errors import InvalidInputError, InvalidParameterError, MalformedBodyError
+from serving.lifecycle.requests import WAIT_PATTERN, convert_form, decode_request, parse_wait
 from serving.lifecycle.schemas import RetrainRequest
 from tests.retrain.conftest import AUTH
 
@@ -44,13 +45,40 @@ def test_invalid_parameter_is_422_naming_it(
     error = answer.json()
     assert error["code"] == "validation_error"
     assert error["field"] == field
-    assert field in error["message"] or "unknown" in error["message"].lower()
+    value = msgspec.json.encode(body[field]).decode()
+    if field == "data_path":
+        assert error["message"].startswith('unknown field "data_path" (the fields are ')
+    else:
+        assert re.fullmatch(rf"{field} must be .+ \(got {re.escape(value)}\)", error["message"])
     assert not (registry.root / "jobs").exists()  # rejected before any job
 
 
-def test_out_of_range_answer_says_what_the_field_takes(client: TestClient[Litestar]) -> None:
-    error = client.post("/retrain", json={"n_estimators": 5000}, headers=AUTH).json()
-    assert error["expected"] == "an integer >= 1 and <= 1000"
+@pytest.mark.parametrize(
+    ("body", "message", "expected"),
+    [
+        (
+            {"n_estimators": 5000},
+            "n_estimators must be a whole number from 1 to 1000 (got 5000)",
+            "an integer >= 1 and <= 1000",
+        ),
+        (
+            {"test_size": 0.5},
+            "test_size must be a number greater than 0.05 and less than 0.5 (got 0.5)",
+            "a number > 0.05 and < 0.5",
+        ),
+        (
+            {"binning": "quantile"},
+            'binning must be one of fixed, learned, none (got "quantile")',
+            "one of fixed, learned, none",
+        ),
+        ({"force": 1}, "force must be true or false (got 1)", "true or false"),
+    ],
+)
+def test_the_answer_says_what_the_field_takes_and_what_was_sent(
+    client: TestClient[Litestar], body: dict[str, object], message: str, expected: str
+) -> None:
+    error = client.post("/retrain", json=body, headers=AUTH).json()
+    assert (error["message"], error["expected"]) == (message, expected)
 
 
 def test_malformed_json_is_400(client: TestClient[Litestar]) -> None:
@@ -61,10 +89,17 @@ def test_malformed_json_is_400(client: TestClient[Litestar]) -> None:
     assert answer.json()["code"] == "malformed_json"
 
 
-def test_invalid_wait_query_is_422(client: TestClient[Litestar]) -> None:
+def test_invalid_wait_query_is_400(client: TestClient[Litestar]) -> None:
+    """A query parameter, like the monitoring routes' ones: 400, not a body's 422."""
     answer = client.post("/retrain?wait=maybe", json={}, headers=AUTH)
-    assert answer.status_code == 422
-    assert answer.json()["field"] == "wait"
+    assert answer.status_code == 400
+    error = answer.json()
+    assert (error["code"], error["field"], error["expected"]) == (
+        "validation_error",
+        "wait",
+        "true or false",
+    )
+    assert error["message"] == "wait must be true or false (got maybe)"
 
 
 def test_body_over_the_upload_limit_is_413(
@@ -97,7 +132,9 @@ def test_invalid_form_parameter_is_422(client: TestClient[Litestar]) -> None:
         headers=AUTH,
     )
     assert answer.status_code == 422
-    assert answer.json()["field"] == "n_estimators"
+    error = answer.json()
+    assert error["field"] == "n_estimators"
+    assert error["message"] == 'n_estimators must be a whole number from 1 to 1000 (got "zero")'
 
 
 def test_slim_install_answers_501_with_what_to_do(
@@ -167,6 +204,19 @@ def test_test_size_accepted_strictly_between_005_and_05(value: float) -> None:
     else:
         with pytest.raises(InvalidInputError):
             decode_request(body)
+
+
+@given(st.text(max_size=8) | st.sampled_from(["true", "FALSE", "Yes", "no", "0", "1", " true"]))
+def test_wait_accepts_exactly_what_the_openapi_document_says(text: str) -> None:
+    """``WAIT_PATTERN`` is what /docs/openapi.json states; the parser must agree with it."""
+    documented = re.fullmatch(WAIT_PATTERN, text) is not None
+    try:
+        parse_wait(text, default=True)
+    except InvalidParameterError as exc:
+        assert not documented, text
+        assert exc.status_code == 400 and exc.field == "wait"
+    else:
+        assert documented, text
 
 
 @settings(max_examples=200)

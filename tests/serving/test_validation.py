@@ -1,8 +1,13 @@
-"""Strict validation and the one error shape, including 404/405/413/415/500."""
+"""Strict validation and the one error shape, including 404/405/413/415/500.
+
+Messages are for people ("Age must be a whole number from 0 to 120 (got -5)"); ``field``,
+``index`` and ``expected`` are for programs and keep their exact wording.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +19,7 @@ from litestar.testing import TestClient
 
 from drugclf.contract import AGE_MAX, AGE_MIN, FIELDS_BY_NAME, NA_TO_K_MAX
 from serving.app import create_app
+from serving.http.validation import SHOWN_CHARS
 
 from .conftest import PATIENT, Trained
 
@@ -73,6 +79,47 @@ def test_invalid_field_names_field_and_expectation(
     assert body["field"] == field
     assert body["expected"] == expected
     assert "index" not in body
+    assert body["message"].startswith(f"{field} must be ")
+    assert " (got " in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("Age", -5, "Age must be a whole number from 0 to 120 (got -5)"),
+        ("Age", "45", 'Age must be a whole number from 0 to 120 (got "45")'),
+        ("Age", 45.5, "Age must be a whole number from 0 to 120 (got 45.5)"),
+        ("Age", True, "Age must be a whole number from 0 to 120 (got true)"),
+        ("Age", None, "Age must be a whole number from 0 to 120 (got null)"),
+        ("Sex", "X", 'Sex must be one of F, M (got "X")'),
+        ("BP", 1, "BP must be one of HIGH, LOW, NORMAL (got 1)"),
+        ("Na_to_K", "abc", 'Na_to_K must be a number greater than 0 and at most 150 (got "abc")'),
+        ("Na_to_K", 0, "Na_to_K must be a number greater than 0 and at most 150 (got 0)"),
+        ("Na_to_K", [1.0], "Na_to_K must be a number greater than 0 and at most 150 (got [1.0])"),
+    ],
+)
+def test_the_message_says_what_the_field_takes_and_what_was_sent(
+    client: Client, field: str, value: object, message: str
+) -> None:
+    body = assert_error(
+        client.post("/predict", json={**PATIENT, field: value}), 422, "validation_error"
+    )
+    assert body["message"] == message
+
+
+def test_a_number_beyond_float_is_shown_as_written(client: Client) -> None:
+    raw = json.dumps(PATIENT).encode().replace(b"15.5", b"1e400")
+    body = assert_error(post_raw(client, raw), 422, "validation_error")
+    assert body["message"].endswith("(got 1e400)")
+
+
+def test_a_long_value_is_cut(client: Client) -> None:
+    body = assert_error(
+        client.post("/predict", json={**PATIENT, "Sex": "x" * 10_000}), 422, "validation_error"
+    )
+    got = body["message"].split(" (got ", 1)[1][:-1]
+    assert got == '"' + "x" * (SHOWN_CHARS - 4) + "..."
+    assert len(json.dumps(body)) < 400  # a 10 kB value is not echoed
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"nan"])
@@ -91,6 +138,7 @@ def test_error_in_a_batch_names_the_index(client: Client) -> None:
     assert body["index"] == 2
     assert body["field"] == "BP"
     assert body["expected"] == "one of HIGH, LOW, NORMAL"
+    assert body["message"] == 'BP must be one of HIGH, LOW, NORMAL (got "VERY HIGH")'
 
 
 def test_unknown_field_is_rejected(client: Client) -> None:
@@ -98,7 +146,9 @@ def test_unknown_field_is_rejected(client: Client) -> None:
         client.post("/predict", json={**PATIENT, "Drug": "DrugY"}), 422, "validation_error"
     )
     assert body["field"] == "Drug"
-    assert "unknown field" in body["message"]
+    assert body["message"] == (
+        'unknown field "Drug" (the fields are Age, Sex, BP, Cholesterol, Na_to_K)'
+    )
 
 
 def test_missing_field_is_named(client: Client) -> None:
@@ -108,12 +158,25 @@ def test_missing_field_is_named(client: Client) -> None:
     assert body["field"] == "Cholesterol"
     assert body["index"] == 1
     assert body["expected"] == "one of HIGH, NORMAL"
+    assert body["message"] == "Cholesterol is missing (it must be one of HIGH, NORMAL)"
 
 
-@pytest.mark.parametrize("raw", [b'"a string"', b"42", b"null", b"true", b"[1, 2]", b"[[]]"])
-def test_wrong_top_level_types(client: Client, raw: bytes) -> None:
+@pytest.mark.parametrize(
+    ("raw", "start", "got"),
+    [
+        (b'"a string"', "the body must be a patient object", '"a string"'),
+        (b"42", "the body must be a patient object", "42"),
+        (b"null", "the body must be a patient object", "null"),
+        (b"true", "the body must be a patient object", "true"),
+        (b"[1, 2]", "each item must be a patient object", "1"),
+        (b"[[]]", "each item must be a patient object", "[]"),
+    ],
+)
+def test_wrong_top_level_types(client: Client, raw: bytes, start: str, got: str) -> None:
     body = assert_error(post_raw(client, raw), 422, "validation_error")
     assert "patient object" in body["expected"]
+    assert body["message"].startswith(start)
+    assert body["message"].endswith(f" (got {got})")
 
 
 @pytest.mark.parametrize(
@@ -131,10 +194,12 @@ def test_trailing_garbage_is_refused(client: Client) -> None:
 def test_empty_array(client: Client) -> None:
     body = assert_error(client.post("/predict", json=[]), 422, "batch_size")
     assert "1 to 1000" in body["expected"]
+    assert body["message"] == "a batch holds 1 to 1000 patients (got 0)"
 
 
 def test_batch_over_the_limit(client: Client) -> None:
-    assert_error(client.post("/predict", json=[PATIENT] * 1001), 422, "batch_size")
+    body = assert_error(client.post("/predict", json=[PATIENT] * 1001), 422, "batch_size")
+    assert body["message"] == "a batch holds 1 to 1000 patients (got 1001)"
 
 
 def test_wrong_content_type(client: Client) -> None:
@@ -276,6 +341,10 @@ def test_any_invalid_patient_is_refused_naming_the_field(
     assert error["expected"]
     if batch_size:
         assert error["index"] == batch_size
+    # For people: the field, what it takes, and the value sent, cut short.
+    match = re.fullmatch(rf"{field} must be (.+) \(got (.+)\)", error["message"], re.DOTALL)
+    assert match is not None, error["message"]
+    assert len(match[2]) <= SHOWN_CHARS
 
 
 json_values = st.recursive(

@@ -35,13 +35,15 @@ export async function api(path, { method = "GET", json, form, token, signal } = 
   return { ok: response.ok, status: response.status, data, headers: response.headers };
 }
 
-/** The message of an error answer (our one error shape), with what the field expects. */
+/**
+ * The message of an error answer (our one error shape). It is written for people and already
+ * says what the field takes and what was sent ("Age must be a whole number from 0 to 120 (got
+ * 150)"); `expected` is the same in words for programs, so it is not repeated here.
+ */
 export function errorText(result) {
   const d = result.data || {};
   if (result.status === 0) return "The server cannot be reached.";
-  let text = d.message || d.detail || `HTTP ${result.status}`;
-  if (d.expected) text += ` (expected ${d.expected})`;
-  return text;
+  return d.message || d.detail || `HTTP ${result.status}`;
 }
 
 /** Build an element: el("a", {href: "/", class: "x"}, "text", child). */

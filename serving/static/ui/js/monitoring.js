@@ -118,7 +118,7 @@ async function refresh() {
   button.disabled = true;
   try {
     const summary = await api(`/monitoring/summary?${new URLSearchParams({ since: sinceParam() })}`);
-    if (summary.status === 404 && summary.data && summary.data.code !== "unknown_model_version") { showMissing(summary); return; }
+    if (summary.status === 404 && summary.data && summary.data.code !== "version_not_found") { showMissing(summary); return; }
     if (summary.ok) renderSummary(summary.data);
     else $("#window-text").textContent = errorText(summary);
     await loadRecent(false);
