@@ -72,6 +72,10 @@ coverage: test ## make test, then an HTML report of the lines no test runs (repo
 	$(PY) -m coverage html --quiet --directory reports/coverage
 	@echo "reports/coverage/index.html"
 
+.PHONY: test-fast
+test-fast: ## The tests not marked slow: no real server, browser, Locust, wrk or training CLI runs
+	$(PY) -m pytest -m "not slow"
+
 .PHONY: lint
 lint: ## ruff, ruff format --check, mypy (strict) and hadolint
 	$(VENV)/bin/ruff check .

@@ -92,6 +92,7 @@ def tiny_server() -> Iterator[int]:
 
 
 @needs_wrk
+@pytest.mark.slow  # a second of wrk per case
 @pytest.mark.parametrize(("path", "wrong"), [("/right", False), ("/wrong", True), ("/error", True)])
 def test_wrk_hook_counts_wrong_answers(tiny_server: int, path: str, wrong: bool) -> None:
     result = run_wrk(

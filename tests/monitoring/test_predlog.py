@@ -411,6 +411,7 @@ os._exit(0)
 """
 
 
+@pytest.mark.slow  # waits seconds for the orphaned writer to give up
 def test_a_writer_left_retrying_by_a_dead_worker_exits(tmp_path: Path) -> None:
     # The worker dies (SIGKILL, OOM) while the writer retries a failing database: the writer
     # notices its new parent, makes a last attempt and exits instead of retrying forever.

@@ -49,6 +49,7 @@ def _run(registry: Registry, target: str, timeout: float = 60.0) -> Job:
     return asyncio.run(go())
 
 
+@pytest.mark.slow  # waits out the job's time limit
 def test_a_stuck_job_is_killed_at_the_time_limit_and_reported_failed(registry: Registry) -> None:
     before = registry.current_version()
     started = time.monotonic()
@@ -142,6 +143,7 @@ def test_a_failing_job_over_http_leaves_the_old_model_serving(
     assert client.get(f"/jobs/{job_id}").json()["state"] == "failed"
 
 
+@pytest.mark.slow  # waits out the job's time limit
 def test_a_stuck_job_over_http_is_504(
     make_client: Callable[..., TestClient[Litestar]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
