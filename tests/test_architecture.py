@@ -184,28 +184,7 @@ RULES: Final = [
 ]
 
 
-# Rules the code breaks at the time of writing, with the imports that break them. Each stays
-# checked and reported; its mark goes when the code is fixed (the error vocabulary's own
-# translator is replacing this one), and then the rule holds for good.
-BREACHES: Final = {
-    "http-no-features": "serving.http.exceptions imports serving.inference.codec (PatientCodec, "
-    "to word validation errors): the error vocabulary depends on the data plane",
-}
-
-
-@pytest.mark.parametrize(
-    "rule",
-    [
-        pytest.param(
-            rule,
-            id=rule.name,
-            marks=[pytest.mark.xfail(reason=BREACHES[rule.name], strict=False)]
-            if rule.name in BREACHES
-            else [],
-        )
-        for rule in RULES
-    ],
-)
+@pytest.mark.parametrize("rule", RULES, ids=[rule.name for rule in RULES])
 def test_import_rule(rule: Rule) -> None:
     assert rule.broken_by() == [], rule.text
 
