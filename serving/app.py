@@ -20,7 +20,7 @@ from serving.http import logs
 from serving.http.exceptions import exception_handlers
 from serving.http.metrics import ServerMetrics
 from serving.http.middleware import RequestObserver
-from serving.http.openapi import openapi_config, static_router
+from serving.http.openapi import ClosedStructSchemaPlugin, openapi_config, static_router
 from serving.http.state import services
 from serving.inference.codec import PatientCodec
 from serving.inference.holder import ModelHolder
@@ -97,7 +97,8 @@ def create_app(settings: Settings) -> Litestar:
         ),
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
-        openapi_config=openapi_config(),
+        openapi_config=openapi_config(settings.max_batch_size),
+        plugins=[ClosedStructSchemaPlugin()],
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
         debug=False,

@@ -1,4 +1,11 @@
-"""Interactive API docs at ``/docs`` that work offline, and the static files they need.
+"""The OpenAPI document at ``/docs/openapi.json``, the offline Swagger UI at ``/docs``.
+
+The document is part of the API: clients generate code from it, and a schemathesis run against
+the real server checks that the server does what it says (``tests/serving/
+test_openapi_conformance.py``). So every error answer is documented from the error vocabulary
+itself (``error_responses``), a ``Struct`` that refuses unknown fields says so
+(``additionalProperties: false``), and what Litestar cannot derive from the handlers (the batch
+bounds of this app's settings) is added when the document is rendered (``refine``).
 
 Litestar's Swagger UI plugin loads its JavaScript from a CDN by default; here every asset
 (Swagger UI 5, Apache-2.0, vendored under ``serving/static/vendor/swagger-ui``) is served by
@@ -7,25 +14,45 @@ this server, so ``/docs`` works on a machine with no internet access.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.enums import RequestEncodingType
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Example, Tag
+from litestar.openapi.spec import (
+    Components,
+    Example,
+    Link,
+    OpenAPIResponse,
+    Operation,
+    SecurityScheme,
+    Tag,
+)
 from litestar.params import Body
 from litestar.static_files import create_static_files_router
-from litestar.types import ControllerRouterHandler
 
 from drugclf.contract import SAMPLE_PATIENT, Patient
-from serving.http.errors import ErrorBody
+from serving.http.errors import ErrorBody, ServingError
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.connection import Request
+    from litestar.openapi.spec import Schema
+    from litestar.types import ControllerRouterHandler
+    from litestar.typing import FieldDefinition
 
 STATIC_DIR: Final = Path(__file__).parents[1] / "static"
 STATIC_PATH: Final = "/static"
 DOCS_PATH: Final = "/docs"
 _SWAGGER: Final = f"{STATIC_PATH}/vendor/swagger-ui"
+ADMIN_SECURITY: Final = "AdminToken"
+"""The security scheme of the admin routes (``Authorization: Bearer <token>``)."""
 
 DESCRIPTION: Final = """\
 Predicts which of five drugs (DrugA, DrugB, DrugC, DrugX, DrugY) suits a patient, from age,
@@ -36,7 +63,9 @@ trained on the Kaggle *drug200* teaching dataset, served with onnxruntime.
 `POST /predict` takes one patient object or a JSON array of them. Bodies are decoded strictly:
 no type coercion (`"45"` is not an Age), no unknown fields. Every error answer has the same
 shape (`status`, `code`, `message`, `request_id`, and `field`, `index`, `expected` when they
-apply). Every response carries an `X-Request-ID` header (yours, echoed, or a new one).
+apply): `message` is for people ("Age must be a whole number from 0 to 120 (got -5)"), the
+other keys for programs. Every response carries an `X-Request-ID` header (yours, echoed, or a
+new one).
 """
 
 
@@ -54,15 +83,7 @@ EXAMPLE_ANSWER: Final = {
     "model_version": "20261127-101500-3f9a2c",
     "status": "success",
 }
-EXAMPLE_ERROR: Final = {
-    "status": "error",
-    "code": "validation_error",
-    "message": "Expected `int`, got `str`",
-    "request_id": "5f0c2f3e9a4b4f8c8d1e2a3b4c5d6e7f",
-    "field": "Age",
-    "index": 1,
-    "expected": "an integer >= 0 and <= 120",
-}
+EXAMPLE_REQUEST_ID: Final = "5f0c2f3e9a4b4f8c8d1e2a3b4c5d6e7f"
 
 PatientBody = Annotated[
     Patient | list[Patient],
@@ -83,32 +104,156 @@ def document_body(data: PatientBody) -> None:  # pragma: no cover - never called
     """Only for the OpenAPI schema: handlers read the raw body and decode it strictly."""
 
 
-def error_spec(description: str) -> ResponseSpec:
-    """A documented error answer, with the error shape as its example."""
-    return ResponseSpec(
-        ErrorBody,
-        description=description,
-        generate_examples=False,
-        examples=[Example(summary="Error shape", value=EXAMPLE_ERROR)],
-    )
-
-
-ERROR_RESPONSES: Final = {
-    400: error_spec("Empty or malformed JSON body"),
-    413: error_spec("Body larger than the limit"),
-    415: error_spec("Content type is not JSON"),
-    422: error_spec("Invalid patient or batch: names the field, its index and what it takes"),
-    503: error_spec("No model loaded"),
-}
-
-
 PREDICT_EXAMPLES: Final = [
     Example(summary="One patient", value=EXAMPLE_ANSWER),
     Example(summary="A batch", value=[EXAMPLE_ANSWER, EXAMPLE_ANSWER]),
 ]
 
 
-def openapi_config(version: str = "1.0.0") -> OpenAPIConfig:
+def _summary(error: type[ServingError]) -> str:
+    return " ".join((inspect.getdoc(error) or error.code).split())
+
+
+def error_responses(*errors: type[ServingError]) -> dict[int, ResponseSpec]:
+    """The documented error answers of a route, from the error classes it can raise.
+
+    One entry per status: the ``ErrorBody`` schema, a description listing each ``code`` with
+    what it means (the class's docstring), and one example per code (the class's ``example``).
+    """
+    by_status: dict[int, list[type[ServingError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status_code, []).append(error)
+    return {
+        status: ResponseSpec(
+            ErrorBody,
+            description="\n".join(f"- `{e.code}`: {_summary(e)}" for e in group),
+            generate_examples=False,
+            examples=[
+                Example(
+                    summary=e.code,
+                    value=msgspec.to_builtins(
+                        ErrorBody(
+                            status="error",
+                            code=e.code,
+                            message=e.example.message,
+                            request_id=EXAMPLE_REQUEST_ID,
+                            field=e.example.field,
+                            index=e.example.index,
+                            expected=e.example.expected,
+                        )
+                    ),
+                )
+                for e in group
+            ],
+        )
+        for status, group in sorted(by_status.items())
+    }
+
+
+def link(path: str, method: str, **parameters: str) -> Link:
+    """An OpenAPI link to the operation at ``path`` and ``method``.
+
+    Its parameters are taken from the answer (``version="$response.body#/current_version"``):
+    how one answer leads to the next call, for clients and for schemathesis' stateful tests.
+    """
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return Link(operation_ref=f"#/paths/{pointer}/{method.lower()}", parameters=parameters)
+
+
+def linked(links: Mapping[int, Mapping[str, Link]]) -> type[Operation]:
+    """A handler's ``operation_class`` whose answers carry ``links`` (by status, then name)."""
+
+    @dataclass
+    class LinkedOperation(Operation):
+        def __post_init__(self) -> None:
+            for status, named in links.items():
+                answer = (self.responses or {}).get(str(status))
+                if isinstance(answer, OpenAPIResponse):
+                    answer.links = {**(answer.links or {}), **named}
+
+    return LinkedOperation
+
+
+class ClosedStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's schema of a msgspec ``Struct`` that refuses unknown fields, closed to them.
+
+    Litestar leaves ``additionalProperties: false`` out, so a body the document allows could be
+    refused.
+    """
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        """Structs declared with ``forbid_unknown_fields=True``."""
+        config = getattr(field_definition.type_, "__struct_config__", None)
+        return (
+            super().is_plugin_supported_field(field_definition)
+            and config is not None
+            and config.forbid_unknown_fields
+        )
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        """The struct's schema, closed to other properties."""
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        schema.additional_properties = False
+        return schema
+
+
+def _is_litestar_400(response: dict[str, Any]) -> bool:
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return {"detail", "status_code"} <= set(schema.get("properties", {}))
+
+
+def refine(document: dict[str, Any], max_batch_size: int) -> None:
+    """Complete the document where Litestar cannot (idempotent).
+
+    Every JSON request body that may be an array of patients gets this app's batch bounds.
+    Litestar documents a 400 in its own shape (``detail``, ``status_code``) on every route that
+    has parameters; our answers never have that shape, and the routes that can answer 400
+    document it themselves (``error_responses``), so the leftover ones go.
+    """
+    patient = "#/components/schemas/Patient"
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.get("responses", {})
+            if "400" in responses and _is_litestar_400(responses["400"]):
+                del responses["400"]
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            for option in (body or {}).get("schema", {}).get("oneOf", ()):
+                if option.get("type") == "array" and option["items"].get("$ref") == patient:
+                    option["minItems"] = 1
+                    option["maxItems"] = max_batch_size
+
+
+class _RefinedJson(JsonRenderPlugin):
+    """The JSON document, refined."""
+
+    def __init__(self, max_batch_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_batch_size = max_batch_size
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        """Render the document (Litestar caches it; refining it again changes nothing)."""
+        refine(openapi_schema, self.max_batch_size)
+        return super().render(request, openapi_schema)
+
+
+class _RefinedSwagger(SwaggerRenderPlugin):
+    """The Swagger UI page (it embeds the document), refined."""
+
+    def __init__(self, max_batch_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_batch_size = max_batch_size
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        """Render the page (Litestar caches the document; refining it again changes nothing)."""
+        refine(openapi_schema, self.max_batch_size)
+        return super().render(request, openapi_schema)
+
+
+def openapi_config(max_batch_size: int, version: str = "1.0.0") -> OpenAPIConfig:
     """OpenAPI schema at ``/docs/openapi.json``, Swagger UI at ``/docs``, all assets local."""
     return OpenAPIConfig(
         title="drug-classifier",
@@ -121,15 +266,25 @@ def openapi_config(version: str = "1.0.0") -> OpenAPIConfig:
             Tag(name="model", description="The loaded model"),
             Tag(name="status", description="Liveness, readiness and metrics"),
         ],
+        components=Components(
+            security_schemes={
+                ADMIN_SECURITY: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="DRUGCLF_ADMIN_TOKEN, as `Authorization: Bearer <token>`",
+                )
+            }
+        ),
         render_plugins=[
-            SwaggerRenderPlugin(
+            _RefinedSwagger(
+                max_batch_size,
                 path="/",
                 js_url=f"{_SWAGGER}/swagger-ui-bundle.js",
                 css_url=f"{_SWAGGER}/swagger-ui.css",
                 standalone_preset_js_url=f"{_SWAGGER}/swagger-ui-standalone-preset.js",
                 favicon=f"<link rel='icon' type='image/png' href='{_SWAGGER}/favicon-32x32.png'>",
             ),
-            JsonRenderPlugin(path="/openapi.json"),
+            _RefinedJson(max_batch_size, path="/openapi.json"),
         ],
     )
 

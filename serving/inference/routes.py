@@ -14,8 +14,16 @@ from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from serving.http.errors import (
+    BatchSizeError,
+    BodyTooLargeError,
+    InvalidInputError,
+    MalformedBodyError,
+    ModelUnavailableError,
+    UnsupportedMediaTypeError,
+)
 from serving.http.metrics import ServerMetrics
-from serving.http.openapi import ERROR_RESPONSES, PREDICT_EXAMPLES, document_body, error_spec
+from serving.http.openapi import PREDICT_EXAMPLES, document_body, error_responses
 from serving.http.responses import RawResponse
 from serving.http.state import service
 from serving.inference.codec import check_json_content_type
@@ -68,7 +76,14 @@ class PredictionController(Controller):
                 generate_examples=False,
                 examples=PREDICT_EXAMPLES,
             ),
-            **ERROR_RESPONSES,
+            **error_responses(
+                MalformedBodyError,
+                BodyTooLargeError,
+                UnsupportedMediaTypeError,
+                InvalidInputError,
+                BatchSizeError,
+                ModelUnavailableError,
+            ),
         },
     )
     async def predict(self, request: Request[Any, Any, Any]) -> RawResponse:
@@ -92,14 +107,26 @@ class PredictionController(Controller):
             200: ResponseSpec(
                 ModelInfoResponse, description="The loaded model", generate_examples=False
             ),
-            503: error_spec("No model loaded"),
+            **error_responses(ModelUnavailableError),
         },
     )
     async def model_info(self, state: State) -> RawResponse:
         """What the loaded model is: type, version, params, classes, features, metrics, parity."""
         return RawResponse(service(state, PredictionService).model_info())
 
-    @get("/metrics", tags=["status"])
+    @get(
+        "/metrics",
+        tags=["status"],
+        media_type=CONTENT_TYPE_LATEST,
+        responses={
+            200: ResponseSpec(
+                str,
+                description="Prometheus text exposition format",
+                media_type=CONTENT_TYPE_LATEST,
+                generate_examples=False,
+            )
+        },
+    )
     async def metrics(self, state: State) -> RawResponse:
         """Prometheus metrics in the text exposition format."""
         return RawResponse(

@@ -12,25 +12,65 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Link, SecurityRequirement
 from litestar.params import PathParameter, QueryParameter
 
-from serving.http.openapi import error_spec
+from serving.http.errors import (
+    BadRequestError,
+    BodyTooLargeError,
+    InvalidInputError,
+    InvalidParameterError,
+    MalformedBodyError,
+    ModelUnavailableError,
+    NotFoundError,
+    VersionNotFoundError,
+)
+from serving.http.openapi import ADMIN_SECURITY, error_responses, link, linked
 from serving.http.responses import RawResponse
 from serving.http.state import service
 from serving.inference.service import PredictionService
-from serving.lifecycle.admin import admin_only
-from serving.lifecycle.requests import document_body, parse_wait, read_retrain_request
+from serving.lifecycle.admin import ForbiddenError, UnauthorizedError, admin_only
+from serving.lifecycle.jobs import (
+    DatasetInvalidError,
+    JobNotFoundError,
+    RetrainBusyError,
+    RetrainFailedError,
+    RetrainTimeoutError,
+    RetrainUnavailableError,
+)
+from serving.lifecycle.requests import (
+    WAIT_PATTERN,
+    WAIT_WORDS,
+    document_body,
+    parse_wait,
+    read_retrain_request,
+)
 from serving.lifecycle.schemas import Job, JobAccepted, ModelsReply, RetrainResult, SwitchReply
-from serving.lifecycle.service import Lifecycle, confusion_matrix_png
+from serving.lifecycle.service import (
+    Lifecycle,
+    NothingToRollBackError,
+    VersionNotServableError,
+    confusion_matrix_png,
+)
 
 PNG: Final = (b"content-type", b"image/png")
 VersionName = Annotated[
     str, PathParameter(description="A version name, e.g. 20261127-101500-3f9a2c.")
 ]
-ADMIN_ERRORS: Final = {
-    401: error_spec("No or malformed `Authorization: Bearer <token>` header"),
-    403: error_spec("Wrong token, or admin endpoints closed (no token configured)"),
-}
+ADMIN: Final = (UnauthorizedError, ForbiddenError)
+"""What ``admin_only`` may answer instead of the route."""
+ADMIN_SECURITY_REQUIREMENT: Final[list[SecurityRequirement]] = [{ADMIN_SECURITY: []}]
+
+PROMOTE: Final = "/models/{version}/promote"
+VERSION_MATRIX: Final = "/models/{version}/confusion_matrix.png"
+
+
+def _version_links(expression: str) -> dict[str, Link]:
+    """Links from an answer naming a version (``expression``) to what can be done with it."""
+    return {
+        "promote": link(PROMOTE, "POST", version=expression),
+        "confusion_matrix": link(VERSION_MATRIX, "GET", version=expression),
+    }
 
 
 class LifecycleController(Controller):
@@ -44,16 +84,29 @@ class LifecycleController(Controller):
         guards=[admin_only],
         status_code=200,
         dependencies={"_body_schema": Provide(document_body, sync_to_thread=False)},
+        security=ADMIN_SECURITY_REQUIREMENT,
+        operation_class=linked(
+            {
+                200: _version_links("$response.body#/version"),
+                202: {"job": link("/jobs/{job_id}", "GET", job_id="$response.body#/job_id")},
+            }
+        ),
         responses={
             200: ResponseSpec(RetrainResult, description="Job ended", generate_examples=False),
             202: ResponseSpec(JobAccepted, description="Started (wait=false)"),
-            **ADMIN_ERRORS,
-            409: error_spec("Another retrain is running (the message names its job)"),
-            413: error_spec("Body larger than DRUGCLF_RETRAIN_MAX_UPLOAD_BYTES"),
-            422: error_spec("Invalid parameter, or invalid CSV (lines and columns named)"),
-            500: error_spec("Job failed (parity gate, crash): the current model keeps serving"),
-            501: error_spec("No training stack in this install (slim image)"),
-            504: error_spec("Job stopped at the time limit: the current model keeps serving"),
+            **error_responses(
+                MalformedBodyError,
+                InvalidParameterError,
+                BadRequestError,
+                *ADMIN,
+                RetrainBusyError,
+                BodyTooLargeError,
+                InvalidInputError,
+                DatasetInvalidError,
+                RetrainFailedError,
+                RetrainUnavailableError,
+                RetrainTimeoutError,
+            ),
         },
     )
     async def retrain(
@@ -64,7 +117,11 @@ class LifecycleController(Controller):
             str | None,
             QueryParameter(
                 required=False,
-                description="false: answer 202 at once with the job URL (overrides the body)",
+                description="false: answer 202 at once with the job URL; true: answer when the "
+                "job ends (overrides the body's `wait`). Accepted: "
+                + ", ".join(WAIT_WORDS)
+                + ", in any letter case.",
+                schema_extra={"pattern": WAIT_PATTERN},
             ),
         ] = None,
     ) -> Response[RetrainResult | JobAccepted]:
@@ -86,12 +143,14 @@ class LifecycleController(Controller):
             )
         return Response(outcome, status_code=200)
 
-    @get("/jobs/{job_id:str}", responses={404: error_spec("No such job")})
+    @get("/jobs/{job_id:str}", responses=error_responses(JobNotFoundError))
     async def get_job(self, state: State, job_id: Annotated[str, PathParameter()]) -> Job:
         """A retrain job's state (running, succeeded, failed) and its result or error."""
         return service(state, Lifecycle).manager.get(job_id)
 
-    @get("/models")
+    @get(
+        "/models", operation_class=linked({200: _version_links("$response.body#/current_version")})
+    )
     async def list_models(self, state: State) -> ModelsReply:
         """Every published version with its metrics and parity, and which one is served."""
         return service(state, Lifecycle).versions()
@@ -100,11 +159,21 @@ class LifecycleController(Controller):
         "/models/{version:str}/promote",
         guards=[admin_only],
         status_code=200,
-        responses={
-            **ADMIN_ERRORS,
-            404: error_spec("No such version"),
-            422: error_spec("The version's files do not load or do not match its metadata"),
-        },
+        security=ADMIN_SECURITY_REQUIREMENT,
+        operation_class=linked(
+            {
+                200: {
+                    "confusion_matrix": link(
+                        VERSION_MATRIX, "GET", version="$response.body#/current_version"
+                    ),
+                    "promote_previous": link(
+                        PROMOTE, "POST", version="$response.body#/previous_version"
+                    ),
+                    "rollback": link("/models/rollback", "POST"),
+                }
+            }
+        ),
+        responses=error_responses(*ADMIN, VersionNotFoundError, VersionNotServableError),
     )
     async def promote(self, state: State, version: VersionName) -> SwitchReply:
         """Serve a published version; every worker switches within seconds (hot reload)."""
@@ -114,11 +183,17 @@ class LifecycleController(Controller):
         "/models/rollback",
         guards=[admin_only],
         status_code=200,
-        responses={
-            **ADMIN_ERRORS,
-            409: error_spec("No earlier promoted version"),
-            422: error_spec("The previous version's files do not load or do not match"),
-        },
+        security=ADMIN_SECURITY_REQUIREMENT,
+        operation_class=linked(
+            {
+                200: {
+                    "promote_previous": link(
+                        PROMOTE, "POST", version="$response.body#/previous_version"
+                    )
+                }
+            }
+        ),
+        responses=error_responses(*ADMIN, NothingToRollBackError, VersionNotServableError),
     )
     async def rollback(self, state: State) -> SwitchReply:
         """Serve the version that was current before this one."""
@@ -130,7 +205,7 @@ class LifecycleController(Controller):
         summary="Confusion matrix of the loaded model",
         media_type="image/png",
         sync_to_thread=True,
-        responses={404: error_spec("It has no image"), 503: error_spec("No model loaded")},
+        responses=error_responses(NotFoundError, ModelUnavailableError),
     )
     def current_confusion_matrix(self, state: State) -> RawResponse:
         """The confusion matrix (test split) of the loaded model, as a PNG image."""
@@ -143,7 +218,7 @@ class LifecycleController(Controller):
         summary="Confusion matrix of a published version",
         media_type="image/png",
         sync_to_thread=True,
-        responses={404: error_spec("Not a version name, an unknown version, or no image")},
+        responses=error_responses(VersionNotFoundError, NotFoundError),
     )
     def version_confusion_matrix(self, state: State, version: VersionName) -> RawResponse:
         """The confusion matrix (test split) of one published version, as a PNG image."""

@@ -16,10 +16,17 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from drugclf.contract import DrugClass
-from serving.http.errors import InvalidParameterError
+from serving.http.errors import InvalidParameterError, VersionNotFoundError
+from serving.http.openapi import error_responses
 from serving.http.state import service
 from serving.http.validation import Rule, invalid_parameter
-from serving.monitoring.monitor import Monitor, MonitoringSummary, PredictionPage
+from serving.monitoring.monitor import (
+    Monitor,
+    MonitoringSummary,
+    PredictionLogOffError,
+    PredictionLogUnavailableError,
+    PredictionPage,
+)
 from serving.monitoring.predlog.backends import Filters
 
 MAX_PAGE = 1000
@@ -80,7 +87,13 @@ class MonitoringController(Controller):
     path = "/"
     tags = ["monitoring"]  # noqa: RUF012 - Litestar reads a list
 
-    @get("/predictions", sync_to_thread=True)
+    @get(
+        "/predictions",
+        sync_to_thread=True,
+        responses=error_responses(
+            InvalidParameterError, PredictionLogOffError, PredictionLogUnavailableError
+        ),
+    )
     def list_predictions(  # noqa: PLR0917 - each parameter is a query parameter
         self,
         state: State,
@@ -110,7 +123,16 @@ class MonitoringController(Controller):
         filters = Filters(since=start, until=end, model_version=model_version, predicted=prediction)
         return service(state, Monitor).predictions(filters, limit, before_id)
 
-    @get("/monitoring/summary", sync_to_thread=True)
+    @get(
+        "/monitoring/summary",
+        sync_to_thread=True,
+        responses=error_responses(
+            InvalidParameterError,
+            PredictionLogOffError,
+            VersionNotFoundError,
+            PredictionLogUnavailableError,
+        ),
+    )
     def summary(
         self,
         state: State,
