@@ -97,7 +97,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://...``; None means
     SQLite at ``<data_dir>/predictions.db``."""
     data_dir: Path | None = None
-    """Writable folder for the server's own data; None means ``<artifacts_dir>/../var``."""
+    """Writable folder for the server's own data (the default SQLite log, the log's spool);
+    None means ``<artifacts_dir>/../var``."""
     prediction_log_inputs: bool = True
     """Store the patients' inputs and probabilities (health data); false keeps only the class,
     model version, time, latency and request id."""
@@ -106,19 +107,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     prediction_log_max_rows: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Keep at most this many log rows, newest first (0 means no limit)."""
     prediction_log_queue_size: Annotated[int, msgspec.Meta(ge=1)] = 50_000
-    """Rows (patients) a worker holds for the log, queued or being written; beyond it, new
-    records are dropped (counted). Bounds the worker's memory when the writer falls behind."""
+    """Rows (patients) a worker holds in memory for the log until its next spool append; beyond
+    it, new records are dropped (counted). Bounds the worker's memory if the disk stalls."""
     prediction_log_flush_interval: Annotated[float, msgspec.Meta(gt=0)] = 0.25
-    """Seconds between the log writer's batch commits."""
+    """Seconds between two appends of a worker's records to the log's spool (on disk): the
+    records a killed worker can lose are those of its last interval."""
+    prediction_log_spool_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1 << 30
+    """Disk the log's spool may take (``<data_dir>/prediction-log-spool``: records every worker
+    answered that the database does not have yet); past it, new records are dropped (counted
+    and logged). A database that falls behind or is down fills it."""
     prediction_log_writer_niceness: Annotated[int, msgspec.Meta(ge=0, le=19)] = 10
     """Added to the nice value of each worker's prediction-log writer process (0 leaves it):
     when the cores are busy, answers go first and the log catches up."""
     prediction_log_writer_idle: bool = False
     """Run the writer processes under Linux's SCHED_IDLE policy: they get a core only when
     nothing else wants it. Answers of large batches come faster, but under sustained load the
-    writer falls behind, the worker holds the backlog (up to ``prediction_log_queue_size`` rows)
-    and then drops records (counted). Off by default, though even at nice 10 a flood of large
-    batches can outrun the writers (measured in docs/monitoring.md, "Capacity")."""
+    writer falls behind and the backlog grows in the spool (up to
+    ``prediction_log_spool_max_bytes``). Off by default (measured in docs/monitoring.md,
+    "Capacity")."""
     dev_mode: bool = False
     """Local development (``make serve``): with no admin token, open admin endpoints to loopback."""
     data: Path = Path("data/drug200.csv")
@@ -156,12 +162,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         except msgspec.ValidationError as exc:
             raise SettingsError(f"invalid setting: {_env_message(exc)}") from exc
 
+    def data_folder(self) -> Path:
+        """The server's own data folder: ``data_dir``, or ``<artifacts_dir>/../var``."""
+        return self.data_dir if self.data_dir is not None else self.artifacts_dir.parent / "var"
+
     def prediction_log_location(self) -> str:
         """The prediction log's database URL (the setting, or SQLite in the data folder)."""
         if self.prediction_log_url:
             return self.prediction_log_url
-        data_dir = self.data_dir if self.data_dir is not None else self.artifacts_dir.parent / "var"
-        return f"sqlite:///{data_dir / 'predictions.db'}"
+        return f"sqlite:///{self.data_folder() / 'predictions.db'}"
 
     def ort_threads(self) -> OrtThreads:
         """The onnxruntime threads a model call may use."""

@@ -39,11 +39,25 @@ def batch(*bodies: bytes) -> bytes:
     return b"[" + b",".join(bodies) + b"]"
 
 
-def make_log(url: str, **options: object) -> tuple[PredictionLog, CollectorRegistry]:
+def make_log(
+    url: str, spool_dir: Path, **options: object
+) -> tuple[PredictionLog, CollectorRegistry]:
+    """A log on ``url`` whose spool is ``spool_dir``."""
     registry = CollectorRegistry()
     values: dict[str, object] = {"flush_interval": 0.02}
     values.update(options)
-    return PredictionLog(open_backend(url), LogMetrics(registry), **values), registry  # type: ignore[arg-type]
+    log = PredictionLog(open_backend(url), LogMetrics(registry), spool_dir=spool_dir, **values)  # type: ignore[arg-type]
+    return log, registry
+
+
+def wait_for_rows(log: PredictionLog, rows: int, timeout: float = 60.0) -> bool:
+    """Wait until the database holds ``rows`` rows (a backlog another writer adopted)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.backend.count(Filters())[0] >= rows:
+            return log.backend.count(Filters())[0] == rows
+        time.sleep(0.1)
+    return False
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -51,8 +65,8 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def test_single_and_batch_become_one_row_per_patient(log_url: str) -> None:
-    log, registry = make_log(log_url)
+def test_single_and_batch_become_one_row_per_patient(log_url: str, tmp_path: Path) -> None:
+    log, registry = make_log(log_url, tmp_path / "spool")
     log.start()
     log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
     log.record(
@@ -75,8 +89,8 @@ def test_single_and_batch_become_one_row_per_patient(log_url: str) -> None:
     assert sample(registry, "drugclf_prediction_log_written_total") == 3
 
 
-def test_inputs_off_stores_no_inputs_or_probabilities(log_url: str) -> None:
-    log, _ = make_log(log_url, record_inputs=False)
+def test_inputs_off_stores_no_inputs_or_probabilities(log_url: str, tmp_path: Path) -> None:
+    log, _ = make_log(log_url, tmp_path / "spool", record_inputs=False)
     log.start()
     log.record(
         "r1",
@@ -95,8 +109,10 @@ def test_inputs_off_stores_no_inputs_or_probabilities(log_url: str) -> None:
     assert log.backend.inputs(Filters(), 10) == []
 
 
-def test_stop_flushes_everything_accepted(log_url: str) -> None:
-    log, _ = make_log(log_url, flush_interval=60.0)  # the writer would not wake by itself
+def test_stop_flushes_everything_accepted(log_url: str, tmp_path: Path) -> None:
+    log, _ = make_log(
+        log_url, tmp_path / "spool", flush_interval=60.0
+    )  # the writer would not wake by itself
     log.start()
     for i in range(500):
         log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
@@ -105,9 +121,9 @@ def test_stop_flushes_everything_accepted(log_url: str) -> None:
 
 
 def test_full_queue_drops_new_records_and_counts_them(
-    log_url: str, caplog: pytest.LogCaptureFixture
+    log_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log, registry = make_log(log_url, queue_size=3, flush_interval=60.0)
+    log, registry = make_log(log_url, tmp_path / "spool", queue_size=3, flush_interval=60.0)
     log.start()
     for _ in range(3):
         log.record(None, "v1", P1, ["DrugA"], PROBS, time.perf_counter())
@@ -122,11 +138,11 @@ def test_full_queue_drops_new_records_and_counts_them(
     log.stop()
     assert sample(registry, "drugclf_prediction_log_dropped_total", reason="queue_full") == 2
     assert log.backend.count(Filters()) == (3, 3)
-    assert "queue full" in caplog.text
+    assert "dropping records (queue_full)" in caplog.text
 
 
-def test_filters_and_keyset_pages(log_url: str) -> None:
-    log, _ = make_log(log_url)
+def test_filters_and_keyset_pages(log_url: str, tmp_path: Path) -> None:
+    log, _ = make_log(log_url, tmp_path / "spool")
     log.start()
     for i in range(5):
         log.record(f"a{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
@@ -145,8 +161,8 @@ def test_filters_and_keyset_pages(log_url: str) -> None:
     assert sum(n for _, n in backend.hourly(Filters())) == 8
 
 
-def test_retention_keeps_newest_rows_and_drops_old_ones(log_url: str) -> None:
-    log, _ = make_log(log_url)
+def test_retention_keeps_newest_rows_and_drops_old_ones(log_url: str, tmp_path: Path) -> None:
+    log, _ = make_log(log_url, tmp_path / "spool")
     log.start()
     for i in range(10):
         log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
@@ -160,22 +176,22 @@ def test_retention_keeps_newest_rows_and_drops_old_ones(log_url: str) -> None:
     assert backend.count(Filters()) == (0, 0)
 
 
-def test_retention_runs_at_start(log_url: str) -> None:
-    log, _ = make_log(log_url)
+def test_retention_runs_at_start(log_url: str, tmp_path: Path) -> None:
+    log, _ = make_log(log_url, tmp_path / "spool")
     log.start()
     for i in range(6):
         log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
     log.stop()
-    again, _ = make_log(log_url, max_rows=2)
+    again, _ = make_log(log_url, tmp_path / "spool", max_rows=2)
     again.start()
     again.stop()
     assert again.backend.count(Filters()) == (2, 2)
 
 
-def test_write_failure_is_retried_then_counted(
+def test_a_write_failure_is_logged_and_the_rows_wait_in_the_spool(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool")
     log.start()
     backend = log.backend
     assert isinstance(backend, SqliteBackend)
@@ -184,14 +200,19 @@ def test_write_failure_is_retried_then_counted(
         conn.commit()
     log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
     log.stop()
-    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 1
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 0
     assert "write failed" in caplog.text
+    assert "1 rows left in the spool" in caplog.text
+    again, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool")
+    again.start()  # creates the table again, and writes what the spool holds
+    assert wait_for_rows(again, 1)
+    again.stop()
 
 
 def test_bad_location_fails_at_start(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    log, _ = make_log(f"sqlite:///{blocker / 'sub' / 'p.db'}")
+    log, _ = make_log(f"sqlite:///{blocker / 'sub' / 'p.db'}", tmp_path / "spool")
     with pytest.raises(PredictionLogError):
         log.start()
     with pytest.raises(PredictionLogError, match="unsupported"):
@@ -213,7 +234,7 @@ def _indexes(url: str) -> set[str]:
         return {name for (name,) in conn.execute(sql).fetchall()}
 
 
-def test_only_the_time_index_is_kept(log_url: str) -> None:
+def test_only_the_time_index_is_kept(log_url: str, tmp_path: Path) -> None:
     # A log created by an earlier version also had a (model_version, ts) index: every row paid
     # for it. Starting the log drops it and keeps the data.
     backend = open_backend(log_url)
@@ -222,7 +243,7 @@ def test_only_the_time_index_is_kept(log_url: str) -> None:
         conn.execute("CREATE INDEX predictions_version_ts ON predictions (model_version, ts)")
         conn.commit()
     assert "predictions_version_ts" in _indexes(log_url)
-    log, _ = make_log(log_url)
+    log, _ = make_log(log_url, tmp_path / "spool")
     log.start()
     log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
     log.stop()
@@ -234,7 +255,9 @@ def test_only_the_time_index_is_kept(log_url: str) -> None:
 
 @pytest.mark.parametrize("idle", [False, True])
 def test_the_writer_process_yields_the_cores_to_the_worker(tmp_path: Path, idle: bool) -> None:
-    log, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", writer_niceness=7, writer_idle=idle)
+    log, _ = make_log(
+        f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool", writer_niceness=7, writer_idle=idle
+    )
     base = os.getpriority(os.PRIO_PROCESS, 0)
     log.start()
     try:
@@ -252,7 +275,7 @@ def test_the_writer_process_yields_the_cores_to_the_worker(tmp_path: Path, idle:
 
 
 def test_a_killed_writer_is_replaced_and_nothing_acknowledged_is_lost(tmp_path: Path) -> None:
-    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool")
     log.start()
     try:
         for i in range(5):
@@ -276,7 +299,7 @@ def test_the_writer_outlives_a_sigterm_to_the_group_until_the_worker_stops(
 ) -> None:
     # `kill` of the process group (docker stop, Ctrl-C) reaches the writer too: it must keep
     # running until the worker has shipped its last frames.
-    log, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", flush_interval=60.0)
+    log, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool", flush_interval=60.0)
     log.start()
     assert log.writer_pid is None  # it starts with the first frame, not with the worker
     log.record("first", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
@@ -292,7 +315,7 @@ def test_the_writer_outlives_a_sigterm_to_the_group_until_the_worker_stops(
     assert log.backend.count(Filters()) == (301, 301)
 
 
-def test_a_large_batch_is_stored_row_for_row(log_url: str) -> None:
+def test_a_large_batch_is_stored_row_for_row(log_url: str, tmp_path: Path) -> None:
     # More rows than one INSERT statement takes, and a remainder: every row in its place.
     n = 450
     patients = [
@@ -302,7 +325,7 @@ def test_a_large_batch_is_stored_row_for_row(log_url: str) -> None:
     probabilities = np.zeros((n, 5), dtype=np.float32)
     probabilities[np.arange(n), np.arange(n) % 5] = 1.0
     labels = [("DrugA", "DrugB", "DrugC", "DrugX", "DrugY")[i % 5] for i in range(n)]
-    log, _ = make_log(log_url)
+    log, _ = make_log(log_url, tmp_path / "spool")
     log.start()
     body = msgspec.json.encode(patients)
     log.record("big", "v1", body, labels, probabilities, time.perf_counter())
@@ -318,7 +341,9 @@ def test_a_large_batch_is_stored_row_for_row(log_url: str) -> None:
 def test_the_queue_bound_counts_patients_not_requests(tmp_path: Path) -> None:
     # A worker holds every queued patient (encoded): ten requests of 1,000 patients must not
     # fit where ten single patients do.
-    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}", queue_size=10, flush_interval=60.0)
+    log, registry = make_log(
+        f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool", queue_size=10, flush_interval=60.0
+    )
     log.start()
     eight = np.repeat(PROBS, 8, axis=0)
     log.record("r1", "v1", batch(*[P1] * 8), ["DrugA"] * 8, eight, time.perf_counter())
@@ -339,7 +364,7 @@ def test_a_request_the_writer_cannot_expand_is_counted_and_the_rest_written(
 ) -> None:
     # A bug in the worker (a body that does not hold the labelled patients) must cost only that
     # request's rows, counted and logged, never the frame it came in.
-    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool")
     log.start()
     log.record("ok1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
     log.record(
@@ -355,28 +380,34 @@ def test_a_request_the_writer_cannot_expand_is_counted_and_the_rest_written(
     assert "the request body is not patients" in caplog.text
 
 
-def test_a_writer_that_cannot_run_costs_records_not_the_shutdown(
+def test_a_writer_that_cannot_run_costs_neither_records_nor_the_shutdown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A writer that exits at once (a broken install, say): the answers go on, the records are
-    # counted as lost, and stop() returns instead of restarting it forever.
+    # A writer that exits at once (a broken install, say): the answers go on, the records wait
+    # in the spool, and stop() returns instead of restarting it forever.
     monkeypatch.setattr(log_module, "WRITER_COMMAND", [sys.executable, "-c", "raise SystemExit(3)"])
-    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool")
     log.start()
     for i in range(4):
         log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
     started = time.monotonic()
     log.stop()
     assert time.monotonic() - started < 10
-    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 4
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 0
     assert log.backend.count(Filters()) == (0, 0)
-    assert "4 rows lost with the writer process (exit status 3)" in caplog.text
+    assert "writer exited (status 3)" in caplog.text
+    assert "4 rows left in the spool" in caplog.text
+    monkeypatch.undo()
+    again, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool")
+    again.start()
+    assert wait_for_rows(again, 4)
+    again.stop()
 
 
-def test_stop_is_prompt_when_the_database_fails_and_the_pipe_is_full(tmp_path: Path) -> None:
-    # The writer retries the first frame and reads no more; the shipper blocks on the full
-    # pipe. stop() must still end quickly, count every row, and leave no writer behind.
-    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}")
+def test_stop_is_prompt_when_the_database_fails(tmp_path: Path) -> None:
+    # The writer retries its first transaction. stop() must still end quickly, lose no row and
+    # leave no writer behind: the rows wait in the spool for the next start.
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool")
     log.start()
     backend = log.backend
     with backend.session() as conn:
@@ -385,21 +416,26 @@ def test_stop_is_prompt_when_the_database_fails_and_the_pipe_is_full(tmp_path: P
     many = np.repeat(PROBS, 1000, axis=0)
     for i in range(6):
         log.record(f"r{i}", "v1", batch(*[P1] * 1000), ["DrugA"] * 1000, many, time.perf_counter())
-    time.sleep(1.0)  # the writer has failed and the shipper is stuck on the pipe
+    time.sleep(1.0)  # the writer has failed and waits to try again
     pid = log.writer_pid
     assert pid is not None
     started = time.monotonic()
     log.stop(timeout=20.0)
     assert time.monotonic() - started < 10
-    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 6000
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="write_error") == 0
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+    again, _ = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool")
+    again.start()
+    assert wait_for_rows(again, 6000)
+    again.stop()
 
 
 ORPHAN_SCRIPT = """
 import sys, os, time
+from pathlib import Path
 from tests.monitoring.test_predlog import make_log, P1, PROBS
-log, _ = make_log("sqlite:///" + sys.argv[1])
+log, _ = make_log("sqlite:///" + sys.argv[1], Path(sys.argv[1]).parent / "spool")
 log.start()
 with log.backend.session() as conn:
     conn.execute("DROP TABLE predictions")

@@ -24,6 +24,8 @@ import msgspec
 from serving.monitoring.predlog.records import COLUMNS, REQUEST_COLUMNS, Row
 
 TABLE: Final = "predictions"
+SPOOL_TABLE: Final = "prediction_log_spool"
+"""How far the database has each spool segment: updated in the transaction that adds its rows."""
 # Any 64-bit number: serialises concurrent schema creation by several workers on PostgreSQL.
 _SCHEMA_LOCK: Final = 0x44_52_55_47_4C_4F_47
 _SQLITE_PREFIX: Final = "sqlite:///"
@@ -135,8 +137,8 @@ class Backend:
     def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
         """Insert rows (no commit), ``ROWS_PER_INSERT`` per statement.
 
-        One multi-row INSERT runs SQLite's statement once for 200 rows instead of once per row:
-        about 40 % less CPU than ``executemany`` for 1,000 rows (measured in the writer).
+        One multi-row INSERT runs SQLite's statement once for 200 rows instead of once per row,
+        which costs the writer much less CPU than ``executemany`` (docs/monitoring.md).
         """
         full = len(rows) - len(rows) % ROWS_PER_INSERT
         if full:
@@ -157,10 +159,12 @@ class Backend:
             f"CREATE TABLE IF NOT EXISTS {TABLE} (\n    "
             f"{_column_ddl(self.id_ddl, self.real_type)}\n)",
             f"CREATE INDEX IF NOT EXISTS {TABLE}_ts ON {TABLE} (ts)",
-            # Each index costs every inserted row about 1 µs of the writer's CPU. Reads filter
+            # Each index costs every inserted row writer CPU (docs/monitoring.md). Reads filter
             # by time first (the ts index), so a (model_version, ts) index, which earlier
             # versions created, is dropped.
             f"DROP INDEX IF EXISTS {TABLE}_version_ts",
+            f"CREATE TABLE IF NOT EXISTS {SPOOL_TABLE} "
+            "(segment TEXT PRIMARY KEY, position BIGINT NOT NULL)",
         ]
 
     def create_schema(self) -> None:
@@ -201,7 +205,52 @@ class Backend:
         conn.commit()
         return max(deleted, 0)
 
+    # The spool's positions -----------------------------------------------------------------
+
+    def position(self, conn: Connection, segment: str) -> int:
+        """How far the database has a segment (0: none of it); commits its row if it was new."""
+        p = self.placeholder
+        conn.execute(
+            f"INSERT INTO {SPOOL_TABLE} (segment, position) VALUES ({p}, 0) "  # noqa: S608
+            "ON CONFLICT (segment) DO NOTHING",
+            (segment,),
+        )
+        (position,) = conn.execute(
+            f"SELECT position FROM {SPOOL_TABLE} WHERE segment = {p}",  # noqa: S608
+            (segment,),
+        ).fetchone()
+        conn.commit()
+        return int(position)
+
+    def advance(self, conn: Connection, segment: str, old: int, new: int) -> bool:
+        """Move a segment's position from ``old`` to ``new`` in the open transaction.
+
+        False if it was not at ``old`` (another writer read the same bytes: roll back).
+        """
+        p = self.placeholder
+        cursor = conn.execute(
+            f"UPDATE {SPOOL_TABLE} SET position = {p} "  # noqa: S608
+            f"WHERE segment = {p} AND position = {p}",
+            (new, segment, old),
+        )
+        return bool(cursor.rowcount == 1)
+
+    def forget(self, conn: Connection, segment: str) -> None:
+        """Drop a segment's position (the segment was read to its end and deleted)."""
+        conn.execute(f"DELETE FROM {SPOOL_TABLE} WHERE segment = {self.placeholder}", (segment,))  # noqa: S608
+        conn.commit()
+
+    def positions(self) -> dict[str, int]:
+        """Every segment's position (a short-lived connection)."""
+        rows = self._fetch(f"SELECT segment, position FROM {SPOOL_TABLE}", ())  # noqa: S608
+        return {str(segment): int(position) for segment, position in rows}
+
     # Reads -------------------------------------------------------------------------------
+
+    def newest(self) -> float | None:
+        """The time of the newest row (None: no rows)."""
+        ((ts,),) = self._fetch(f"SELECT MAX(ts) FROM {TABLE}", ())  # noqa: S608
+        return None if ts is None else float(ts)
 
     def _where(self, filters: Filters, *extra: str) -> tuple[str, list[Any]]:
         p = self.placeholder
@@ -309,9 +358,9 @@ class SqliteBackend(Backend):
         """Insert in order; each full chunk of one request binds the shared columns once.
 
         A 200-row chunk of one batch references ``?1``…``?6`` (time, id, size, version,
-        latency, worker) in every row and binds 12 values per row instead of 18: 12–17 % less
-        insert CPU per row, measured in-process on 1,000-patient batches. Smaller requests,
-        and what is left of a batch after its full chunks, go through ``insert`` together.
+        latency, worker) in every row and binds 12 values per row instead of 18, less insert
+        CPU per row (docs/monitoring.md). Smaller requests, and what is left of a batch after
+        its full chunks, go through ``insert`` together.
         """
         pending: list[Row] = []
         for rows in requests:

@@ -1,24 +1,27 @@
-"""The prediction log, worker side: a bounded in-memory queue and a writer process per worker.
+"""The prediction log, worker side: records go to a spool on disk, a writer fills the database.
 
 The request path calls ``record()``: a length check, the request encoded at once into its wire
-form (msgspec, in C: the body it received, the labels and the probabilities' bytes; 1.3 µs for
-one patient, measured in-process) and a ``deque.append`` (thread-safe in CPython, no lock, no
-I/O). The queue holds bytes: no patient object outlives its request. A shipper thread wakes
-every ``flush_interval`` seconds and sends the queue, a frame of up to ``FRAME_ROWS`` rows at a
-time, to the worker's writer process (``predlog.writer``), which decodes the patients,
-expands the requests into rows and commits them; a reporter thread reads back what was written.
-The shipper only joins encoded requests (about 6 µs for 600 of them), so the GIL it holds never
-keeps the event loop waiting long; encoding in the shipper, as it used to, held it for about
-1.1 µs per request, some 0.6 ms per frame at 2,400 requests/s. The database work, and the GIL it
-would take, are in the writer.
-``stop()`` (the lifespan's exit, on SIGTERM/SIGINT) ships everything accepted, closes the pipe
-and waits for the writer to commit and exit.
+form (msgspec, in C: the body it received, the labels and the probabilities' bytes) and a
+``deque.append`` (thread-safe in CPython, no lock, no I/O). The queue holds bytes: no patient
+object outlives its request. A shipper thread wakes every ``flush_interval`` seconds (sooner when
+the queue passes a quarter of its bound), appends the queue to the worker's spool segment
+(``predlog.spool``) in one write and wakes the worker's writer process (``predlog.writer``),
+which reads the spool, expands the rows and commits them with how far it read; a reporter
+thread reads back what was committed. The shipper only joins encoded requests, so the GIL it
+holds never keeps the event loop waiting long; the database work, and the GIL it would take,
+are in the writer. Costs: docs/monitoring.md.
 
-Queue full policy: the new request's record is dropped (the answer is not delayed or failed),
-counted in ``drugclf_prediction_log_dropped_total{reason="queue_full"}`` and logged (at most one
-warning per ``WARN_EVERY_S``). A write that fails is retried by the writer with a backoff;
-rows that still cannot be written at shutdown, or that a crashed writer took with it, are
-counted with ``reason="write_error"``. A writer that exits unexpectedly is started again.
+A database that is slow, or down, makes a backlog on disk, not a loss. Records are dropped only
+when a bound is reached, each counted in ``drugclf_prediction_log_dropped_total{reason}`` and
+logged (at most one line per reason every ``WARN_EVERY_S``): ``queue_full`` (the memory queue
+between two shipper wakes is over its bound: the shipper cannot keep up, a stalled disk),
+``spool_full`` (the spool is at ``spool_max_bytes``: the database is far behind or down) and
+``write_error`` (the disk refused an append, or the writer could not expand or read a record).
+
+``stop()`` (the lifespan's exit, on SIGTERM/SIGINT) spools what is queued and tells the writer,
+which writes this worker's spool for at most ``drain_s`` and exits; what is left waits on disk
+for the next writer (the next start, or another worker's). A writer that exits unexpectedly is
+started again and goes on from where the database is.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import contextlib
 import logging
 import math
 import os
-import signal
+import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -36,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, TypeAlias
 
 import anyio.to_thread
 import msgspec
@@ -44,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from serving.monitoring.predlog import spool
 from serving.monitoring.predlog.backends import Backend, PredictionLogError, open_backend
 from serving.monitoring.predlog.wire import (
     LoggedRequest,
@@ -58,16 +63,30 @@ logger = logging.getLogger(__name__)
 
 WARN_EVERY_S: Final = 10.0
 FRAME_ROWS: Final = 2000
-"""Rows per frame (one transaction in the writer): bounds how long a commit holds SQLite's lock."""
+"""Rows per spool frame: the writer commits whole frames, so this bounds a transaction too."""
 SECONDS_PER_DAY: Final = 86_400.0
 RESPAWN_EVERY_S: Final = 1.0
-POLL_S: Final = 0.05
-MAX_STARTS_WHEN_STOPPING: Final = 2
+ORPHAN_CHECK_S: Final = 2.0
+DISK_CHECK_S: Final = 1.0
+STOP_MARGIN_S: Final = 10.0
+"""How much longer than its drain the worker waits for its writer at stop before killing it."""
+DEFAULT_SPOOL_MAX_BYTES: Final = 1 << 30
 _ROOT: Final = Path(__file__).resolve().parents[3]  # the folder holding the serving package
 WRITER_COMMAND: Final = [sys.executable, "-m", "serving.monitoring.predlog.writer"]
+_SEGMENT_SEQ: Final = re.compile(r"\.(\d{8})\.spool$")
+_NOT_IN_NAMES: Final = re.compile(r"[^\w.-]")
 
 # One queued request: its encoded ``LoggedRequest`` and its number of rows (patients).
 Pending: TypeAlias = tuple[msgspec.Raw, int]
+
+
+class Spooled(NamedTuple):
+    """One frame this worker appended that the database does not have yet."""
+
+    seq: int
+    end: int
+    rows: int
+    ts: float
 
 
 class LogMetrics:
@@ -76,9 +95,21 @@ class LogMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.queue_depth = Gauge(
             "drugclf_prediction_log_queue_depth",
-            "Requests waiting in the prediction log's queue (sum over workers).",
+            "Prediction rows not in the database yet: in the workers' memory and in the spool.",
             registry=registry,
             multiprocess_mode="livesum",
+        )
+        self.lag = Gauge(
+            "drugclf_prediction_log_lag_seconds",
+            "Age of the oldest spooled prediction not in the database yet (0: none).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.spool_bytes = Gauge(
+            "drugclf_prediction_log_spool_bytes",
+            "Disk the prediction log's spool takes (read segments not yet deleted included).",
+            registry=registry,
+            multiprocess_mode="livemax",
         )
         self.written = Counter(
             "drugclf_prediction_log_written",
@@ -87,18 +118,19 @@ class LogMetrics:
         )
         self.dropped = Counter(
             "drugclf_prediction_log_dropped",
-            "Prediction rows not recorded, by reason (queue_full, write_error).",
+            "Prediction rows not recorded, by reason (queue_full, spool_full, write_error).",
             ["reason"],
             registry=registry,
         )
         self.dropped_full = self.dropped.labels("queue_full")
+        self.dropped_spool_full = self.dropped.labels("spool_full")
         self.dropped_error = self.dropped.labels("write_error")
 
 
 class _WriterProcess:
-    """One running writer process, and the frames it was sent but has not reported on."""
+    """One running writer process: its input (config, wake-ups) and its reports."""
 
-    def __init__(self, config: WriterConfig) -> None:
+    def __init__(self, config: WriterConfig, lock_fd: int) -> None:
         env = dict(os.environ)
         # The writer imports serving.monitoring.predlog whether or not the project is installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
@@ -107,53 +139,45 @@ class _WriterProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            pass_fds=(lock_fd,),  # it holds the spool lock while it runs, even if we die
         )
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.frames = self.process.stdin.fileno()
+        self.inbox = self.process.stdin.fileno()
         self.reports = self.process.stdout.fileno()
-        # The requests of each frame not reported on yet, oldest first: sent again to the next
-        # writer if this one dies.
-        self.sent: deque[list[Pending]] = deque()
-        self.failing = False  # the database fails: it retries, and must be told to give up
-        self.dead = False  # a frame could not be written to it
-        self.told = False  # it was told to give up (SIGUSR1)
-        write_frame(self.frames, msgspec.msgpack.encode(config))
+        self.failing = False  # the database fails: it retries
+        self.dead = False  # its input is broken
+        try:
+            write_frame(self.inbox, msgspec.msgpack.encode(config))
+        except OSError:
+            self.dead = True
+        os.set_blocking(self.inbox, False)  # a wake-up never waits
+
+    def wake(self) -> None:
+        """Tell it the spool grew (if its pipe is full, it has wake-ups to read already)."""
+        try:
+            os.write(self.inbox, b"\x01")
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.dead = True
 
     def close_input(self) -> None:
-        """End of frames: the writer commits what it has and exits."""
+        """The worker stops: it writes what the worker spooled (for a while) and exits."""
         assert self.process.stdin is not None
         with contextlib.suppress(OSError):
             self.process.stdin.close()
 
     def wait(self, timeout: float) -> None:
-        """Wait for the exit; a writer stuck on a failing database is told to give up.
-
-        Its ``failed`` report may arrive while we wait (the last frame failed), so the
-        failure is checked again on every poll.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.failing:
-                self.give_up()
-            try:
-                self.process.wait(POLL_S)
-                return
-            except subprocess.TimeoutExpired:
-                if time.monotonic() > deadline:  # pragma: no cover - a database that hangs
-                    break
-        logger.error("prediction log writer did not finish within %.0f s", timeout)
-        self.process.kill()
-        self.process.wait()
-
-    def give_up(self) -> None:
-        """Tell it (once) to stop retrying: one last attempt, then it reports the rows lost."""
-        if not self.told:
-            self.told = True
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGUSR1)
+        """Wait for the exit; kill it after ``timeout`` (what it did not write stays spooled)."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.error("prediction log writer did not finish within %.0f s", timeout)
+            self.process.kill()
+            self.process.wait()
 
     def alive(self) -> bool:
-        """Whether frames can still be sent to it."""
+        """Whether it runs and can be told things."""
         return not self.dead and self.process.poll() is None
 
     def close_reports(self) -> None:
@@ -163,13 +187,15 @@ class _WriterProcess:
 
 
 class PredictionLog:
-    """Record predictions without making a request wait for the disk."""
+    """Record predictions without making a request wait for the disk or the database."""
 
     def __init__(
         self,
         backend: Backend,
         metrics: LogMetrics,
         *,
+        spool_dir: Path,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         record_inputs: bool = True,
         queue_size: int = 50_000,
         flush_interval: float = 0.25,
@@ -178,35 +204,50 @@ class PredictionLog:
         prune_interval: float = 300.0,
         writer_niceness: int = 0,
         writer_idle: bool = False,
+        drain_s: float = 5.0,
     ) -> None:
         self.backend = backend
         self.metrics = metrics
         self.record_inputs = record_inputs
         self.queue_size = queue_size
         self.flush_interval = flush_interval
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.spool_dir = spool_dir
+        self.spool_max_bytes = spool_max_bytes
+        self.drain_s = drain_s
+        host = socket.gethostname()
+        self.worker = f"{host}:{os.getpid()}"
+        # Unique even when a pid comes back: a spool name outlives its process.
+        self.owner = f"{_NOT_IN_NAMES.sub('_', host)}-{os.getpid()}-{secrets.token_hex(4)}"
         self.config = WriterConfig(
             url=backend.url,
-            worker=self.worker,
+            spool_dir=str(spool_dir),
+            owner=self.owner,
             record_inputs=record_inputs,
             max_age_s=max_age_s,
             max_rows=max_rows,
             prune_interval=prune_interval,
             niceness=writer_niceness,
             idle=writer_idle,
+            drain_s=drain_s,
         )
         self._queue: deque[Pending] = deque()
         self._wake = threading.Event()
+        self._wake_rows = max(1, queue_size // 4)
         self._stopping = False
         self._shipper: threading.Thread | None = None
+        self._appender: spool.Appender | None = None
         self._writer: _WriterProcess | None = None
         self._reporter: threading.Thread | None = None
-        self._accepted = 0  # requests; only the event loop thread writes it
         self._rows_in = 0  # rows accepted; only the event loop thread writes it
-        self._rows_done = 0  # rows written or given up; under _progress
-        self._processed = 0  # requests written or given up; under _progress
+        self._rows_taken = 0  # rows the shipper took from the queue; only it writes it
         self._progress = threading.Condition()
-        self._last_warning = 0.0
+        self._rows_done = 0  # accepted rows now in the database or dropped; under _progress
+        self._spooled: deque[Spooled] = deque()  # under _progress
+        self._spooled_rows = 0  # rows in _spooled; under _progress
+        self._adopted: tuple[int, float | None] = (0, None)  # the writer's adopted backlog
+        self._disk_use = 0
+        self._disk_checked = -math.inf
+        self._last_warning: dict[str, float] = {}
         # One encoder per thread: the request path's and the shipper's.
         self._record_encoder = msgspec.msgpack.Encoder()
         self._frame_encoder = msgspec.msgpack.Encoder()
@@ -225,12 +266,13 @@ class PredictionLog:
         """Enqueue one request's predictions (``started`` is its ``time.perf_counter()``).
 
         ``body`` is the request body the codec accepted (one patient or an array), ``labels``
-        and ``probabilities`` the answers in the same order. The bound counts rows (patients),
-        queued or sent and not yet written: one request may carry 1,000.
+        and ``probabilities`` the answers in the same order. The bound counts rows (patients)
+        held in memory until the shipper spools them: one request may carry 1,000.
         """
         rows = len(labels)  # one label per patient
-        if self._rows_in - self._rows_done + rows > self.queue_size:
-            self._drop(rows)
+        held = self._rows_in - self._rows_taken + rows
+        if held > self.queue_size:
+            self._drop(self.metrics.dropped_full, rows, "queue_full")
             return
         logged = LoggedRequest(
             time.time(),
@@ -242,42 +284,55 @@ class PredictionLog:
             (time.perf_counter() - started) * 1000.0,
         )
         self._queue.append((msgspec.Raw(self._record_encoder.encode(logged)), rows))
-        self._accepted += 1
         self._rows_in += rows
+        if held > self._wake_rows and not self._wake.is_set():
+            self._wake.set()  # a burst: spool it before the interval is up
 
-    def _drop(self, rows: int) -> None:
-        self.metrics.dropped_full.inc(rows)
+    def _drop(self, counter: Counter, rows: int, reason: str) -> None:
+        counter.inc(rows)
         now = time.monotonic()
-        if now - self._last_warning >= WARN_EVERY_S:
-            self._last_warning = now
-            logger.warning(
-                "prediction log queue full (%d rows): dropping records",
-                self.queue_size,
-                extra={"queue_size": self.queue_size},
+        if now - self._last_warning.get(reason, -math.inf) >= WARN_EVERY_S:
+            self._last_warning[reason] = now
+            why = {
+                "queue_full": f"more than {self.queue_size} rows wait in memory",
+                "spool_full": f"the spool in {self.spool_dir} holds {self.spool_max_bytes} bytes",
+                "write_error": f"the spool in {self.spool_dir} cannot be written",
+            }[reason]
+            logger.error(
+                "prediction log: dropping records (%s): %s",
+                reason,
+                why,
+                extra={"reason": reason, "rows": rows},
             )
 
     # Lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create the table and start the shipper thread (the writer starts with the first frame).
+        """Create the table, the spool, and start the shipper thread.
 
-        Starting the writer with the worker would make it compete for the CPU with the workers'
-        own startup (~0.2 s later to ready with two workers, measured).
+        The writer process starts with the first records, or at once when the spool holds
+        records of workers that are gone (a backlog from before a restart): starting it with
+        every worker would make it compete with the workers' own startup.
 
         Raises:
-            PredictionLogError: the database cannot be opened or created (startup fails).
+            PredictionLogError: the database or the spool cannot be opened (startup fails).
         """
         self.backend.create_schema()
         self._apply_retention()
+        try:
+            self._appender = spool.Appender(self.spool_dir, self.owner, self.worker)
+        except OSError as exc:
+            raise PredictionLogError(f"cannot open the spool in {self.spool_dir}: {exc}") from exc
         self._stopping = False
         self._shipper = threading.Thread(
             target=self._ship, name="prediction-log-shipper", daemon=True
         )
         self._shipper.start()
         logger.info(
-            "prediction log on %s (inputs %s)",
+            "prediction log on %s (inputs %s), spool in %s",
             self.backend.description,
             "recorded" if self.record_inputs else "not recorded",
+            self.spool_dir,
         )
 
     def _apply_retention(self) -> None:
@@ -294,30 +349,24 @@ class PredictionLog:
         if deleted:
             logger.info("prediction log retention removed %d rows", deleted)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ship the queue, let the writer commit it, and wait (blocks; the lifespan's exit)."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Spool the queue, let the writer write it, and wait (blocks; the lifespan's exit)."""
         shipper = self._shipper
         if shipper is None:
             return
         self._stopping = True
-        self._give_up_if_failing()  # else a full pipe would keep the shipper waiting
         self._wake.set()
-        shipper.join(timeout)
-        if shipper.is_alive():  # pragma: no cover - a writer that hangs for `timeout`
-            logger.error("prediction log shipper did not finish within %.0f s", timeout)
+        shipper.join(timeout if timeout is not None else self.drain_s + 2 * STOP_MARGIN_S)
+        if shipper.is_alive():  # pragma: no cover - a writer that hangs past its kill
+            logger.error("prediction log shipper did not finish")
         self._shipper = None
 
-    def _give_up_if_failing(self) -> None:
-        writer = self._writer
-        if self._stopping and writer is not None and writer.failing:
-            writer.give_up()
-
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything accepted so far is committed (for tests and shutdown)."""
-        target = self._accepted
+        """Wait until everything accepted so far is in the database (or dropped)."""
+        target = self._rows_in
         self._wake.set()
         with self._progress:
-            return self._progress.wait_for(lambda: self._processed >= target, timeout)
+            return self._progress.wait_for(lambda: self._rows_done >= target, timeout)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[PredictionLog]:
@@ -330,8 +379,10 @@ class PredictionLog:
 
     @property
     def depth(self) -> int:
-        """Requests waiting in the queue."""
-        return len(self._queue)
+        """Rows this worker accepted that are not in the database yet."""
+        with self._progress:
+            spooled = self._spooled_rows
+        return self._rows_in - self._rows_taken + spooled
 
     @property
     def writer_pid(self) -> int | None:
@@ -339,128 +390,174 @@ class PredictionLog:
         writer = self._writer
         return writer.process.pid if writer is not None else None
 
+    def spool_backlog(self) -> spool.Pending:
+        """What the spool holds that the database does not, all workers (reads the database)."""
+        return spool.backlog(self.spool_dir, self.backend.positions())
+
     # The shipper thread ----------------------------------------------------------------
 
     def _ship(self) -> None:
         last_start = -math.inf
-        starts_while_stopping = 0
+        last_orphan_check = -math.inf
         try:
             while True:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 stopping = self._stopping
-                self.metrics.queue_depth.set(len(self._queue))
-                while True:
-                    writer = self._writer
-                    if writer is not None and writer.alive():
-                        if not self._queue:
-                            break
-                        if not self._send(writer):
-                            writer.dead = True  # restart it and send the frame again
-                        continue
-                    if not self._queue and (writer is None or not writer.sent):
-                        break  # nothing to write: a new writer can wait for work
-                    if stopping and writer is not None and writer.told:
-                        self._give_up_queue("the database still fails")
-                        break
-                    if stopping and starts_while_stopping >= MAX_STARTS_WHEN_STOPPING:
-                        self._give_up_queue("the writer process keeps exiting")
-                        break
-                    if not stopping and time.monotonic() - last_start < RESPAWN_EVERY_S:
-                        break  # a writer that keeps dying: try again at the next wake
-                    starts_while_stopping += stopping
-                    self._restart_writer()  # what the dead one was sent goes back in the queue
-                    last_start = time.monotonic()
-                self.metrics.queue_depth.set(len(self._queue))
-                if stopping and not self._queue:
+                self._spool_queue()
+                writer = self._writer
+                if writer is not None and not writer.alive():
+                    self._stop_writer()  # and start another: it goes on from the database
+                    writer = None
+                now = time.monotonic()
+                if writer is None and (stopping or now - last_start >= RESPAWN_EVERY_S):
+                    # A writer for our rows, or for a backlog that workers now gone left: it
+                    # adopts theirs.
+                    wanted = self._spooled_rows > 0
+                    if not wanted and not stopping and now - last_orphan_check >= ORPHAN_CHECK_S:
+                        last_orphan_check = now
+                        wanted = self._orphans_waiting()
+                    if wanted:
+                        last_start = now
+                        writer = self._start_writer()
+                if writer is not None:
+                    writer.wake()
+                self._update_gauges()
+                if stopping:
                     return
         finally:
             self._stop_writer()
+            self._close_spool()
 
-    def _give_up_queue(self, reason: str) -> None:
-        requests, rows = 0, 0
-        while self._queue:
-            requests += 1
-            rows += _rows(self._queue.popleft())
-        self.metrics.dropped_error.inc(rows)
-        logger.error("prediction log: %d rows lost at shutdown (%s)", rows, reason)
-        self._finished(requests, rows)
-
-    def _send(self, writer: _WriterProcess) -> bool:
-        """Ship one frame from the queue; False if the writer is gone.
-
-        The frame stays in ``writer.sent``: the restart puts it back in the queue.
-        """
-        queue, taken, rows = self._queue, [], 0
-        while queue and rows < FRAME_ROWS:
-            pending = queue.popleft()
-            taken.append(pending)
-            rows += _rows(pending)
-        frame = self._frame_encoder.encode([encoded for encoded, _ in taken])
-        with self._progress:
-            writer.sent.append(taken)
+    def _spool_queue(self) -> None:
+        """Append what the queue holds to the spool, in frames of ``FRAME_ROWS`` rows."""
+        queue, appender = self._queue, self._appender
+        count = len(queue)  # what the request path adds meanwhile waits for the next wake
+        if not count or appender is None:
+            return
+        now = time.time()
+        frames: list[bytes] = []
+        frame_rows: list[int] = []
+        while count:
+            taken: list[msgspec.Raw] = []
+            rows = 0
+            while count and rows < FRAME_ROWS:
+                encoded, request_rows = queue.popleft()
+                taken.append(encoded)
+                rows += request_rows
+                count -= 1
+            body = self._frame_encoder.encode(taken)
+            frames.append(spool.encode_frame(body, rows, len(taken), now))
+            frame_rows.append(rows)
+        rows = sum(frame_rows)
+        size = sum(map(len, frames))
+        self._rows_taken += rows
+        if not self._room_for(size):
+            self._drop(self.metrics.dropped_spool_full, rows, "spool_full")
+            self._finished(rows)
+            return
         try:
-            write_frame(writer.frames, frame)
-        except OSError:
+            ends = appender.append(frames, now)
+        except OSError as exc:
+            self._drop(self.metrics.dropped_error, rows, "write_error")
+            logger.error("prediction log: the spool refused %d rows: %s", rows, exc)
+            self._finished(rows)
+            return
+        with self._progress:
+            for (seq, end), frame in zip(ends, frame_rows, strict=True):
+                self._spooled.append(Spooled(seq, end, frame, now))
+            self._spooled_rows += rows
+
+    def _room_for(self, size: int) -> bool:
+        """Whether the spool stays within its bound with ``size`` more bytes.
+
+        The folder is measured at most once a second (every worker appends to it, the writers
+        delete from it) and estimated in between.
+        """
+        now = time.monotonic()
+        if now - self._disk_checked >= DISK_CHECK_S or self._disk_use + size > self.spool_max_bytes:
+            self._disk_use = spool.disk_use(self.spool_dir)
+            self._disk_checked = now
+        if self._disk_use + size > self.spool_max_bytes:
             return False
+        self._disk_use += size
         return True
+
+    def _orphans_waiting(self) -> bool:
+        """Whether the spool holds segments of a worker that is gone (its lock is free)."""
+        for owner in spool.segments(self.spool_dir):
+            if owner != self.owner and spool.lock_is_free(spool.lock_path(self.spool_dir, owner)):
+                return True
+        return False
+
+    def _update_gauges(self) -> None:
+        with self._progress:
+            spooled = self._spooled_rows
+            oldest_own = self._spooled[0].ts if self._spooled else None
+        adopted_rows, adopted_oldest = self._adopted
+        memory = self._rows_in - self._rows_taken
+        oldest = min((t for t in (oldest_own, adopted_oldest) if t is not None), default=None)
+        self.metrics.queue_depth.set(memory + spooled + adopted_rows)
+        self.metrics.lag.set(0.0 if oldest is None else max(0.0, time.time() - oldest))
+        self.metrics.spool_bytes.set(self._disk_use)
+
+    def _close_spool(self) -> None:
+        appender, self._appender = self._appender, None
+        if appender is None:
+            return
+        with self._progress:
+            left = self._spooled_rows
+        appender.close()
+        if left:
+            logger.warning(
+                "prediction log: %d rows left in the spool for the next writer",
+                left,
+                extra={"rows": left, "spool": str(self.spool_dir)},
+            )
 
     # The writer process ----------------------------------------------------------------
 
-    def _start_writer(self) -> None:
+    def _start_writer(self) -> _WriterProcess | None:
+        assert self._appender is not None
         try:
-            writer = _WriterProcess(self.config)
+            writer = _WriterProcess(self.config, self._appender.lock_fd)
         except OSError as exc:
-            raise PredictionLogError(f"cannot start the prediction log writer: {exc}") from exc
+            logger.error("cannot start the prediction log writer: %s", exc)
+            return None
         self._writer = writer
         self._reporter = threading.Thread(
             target=self._read_reports, args=(writer,), name="prediction-log-reports", daemon=True
         )
         self._reporter.start()
+        return writer
 
-    def _stop_writer(self, *, resend: bool = False) -> None:
-        """Close the writer's input and wait for it to finish.
-
-        Frames it never reported on (it crashed, or was killed) go back to the front of the
-        queue for the next writer when ``resend`` (a restart); at shutdown they are lost.
-        """
+    def _stop_writer(self) -> None:
+        """Close the writer's input and wait for it to write what it can and exit."""
         writer, reporter = self._writer, self._reporter
         if writer is None:
             return
         writer.close_input()
-        writer.wait(timeout=30.0)
+        writer.wait(timeout=self.drain_s + STOP_MARGIN_S)
         if reporter is not None:
             reporter.join()  # it reads every report up to the end of the pipe
         writer.close_reports()
-        with self._progress:
-            unanswered = [pending for frame in writer.sent for pending in frame]
-            writer.sent.clear()
-        if unanswered and resend:
-            self._queue.extendleft(reversed(unanswered))
-        elif unanswered:
-            rows = sum(_rows(pending) for pending in unanswered)
-            self.metrics.dropped_error.inc(rows)
-            logger.error(
-                "prediction log: %d rows lost with the writer process (exit status %s)",
-                rows,
-                writer.process.returncode,
-            )
-            self._finished(len(unanswered), rows)
+        if writer.process.returncode:
+            logger.error("prediction log writer exited (status %s)", writer.process.returncode)
+        self._adopted = (0, None)
         self._writer = self._reporter = None
 
-    def _restart_writer(self) -> None:
-        if self._writer is not None:
-            code = self._writer.process.poll()
-            logger.error("prediction log writer exited (status %s): starting a new one", code)
-            self._stop_writer(resend=True)
-        try:
-            self._start_writer()
-        except PredictionLogError as exc:
-            logger.error("%s", exc)
-
-    def _finished(self, requests: int, rows: int) -> None:
+    def _finished(self, rows: int) -> None:
         with self._progress:
-            self._processed += requests
+            self._rows_done += rows
+            self._progress.notify_all()
+
+    def _committed(self, seq: int, position: int) -> None:
+        """The database has this worker's spool up to ``position`` of segment ``seq``."""
+        with self._progress:
+            spooled, rows = self._spooled, 0
+            while spooled and (spooled[0].seq, spooled[0].end) <= (seq, position):
+                rows += spooled.popleft().rows
+            self._spooled_rows -= rows
             self._rows_done += rows
             self._progress.notify_all()
 
@@ -479,42 +576,41 @@ class PredictionLog:
 
     def _on_report(self, writer: _WriterProcess, report: Report) -> None:
         where = {"log": self.backend.description}
-        if report.kind == "malformed":
+        self._adopted = (report.backlog_rows, report.oldest_ts)
+        kind = report.kind
+        if kind == "committed":
+            self.metrics.written.inc(report.rows)
+            seq = _SEGMENT_SEQ.search(report.segment)
+            if report.own and seq is not None:
+                self._committed(int(seq[1]), report.position)
+        elif kind in ("malformed", "lost"):
             self.metrics.dropped_error.inc(report.rows)
             logger.error(
                 "prediction log: %d rows not written (%s)", report.rows, report.message, extra=where
             )
-        elif report.kind in ("written", "lost"):
-            with self._progress:
-                frame = writer.sent.popleft() if writer.sent else []
-            if report.kind == "written":
-                self.metrics.written.inc(report.rows)
-            else:
-                self.metrics.dropped_error.inc(report.rows)
-                logger.error(
-                    "prediction log: %d rows lost (%s)", report.rows, report.message, extra=where
-                )
-            self._finished(report.requests, sum(_rows(pending) for pending in frame))
-        elif report.kind == "failed":
+        elif kind == "failed":
             writer.failing = True
-            self._give_up_if_failing()  # the failure came in while stopping
             logger.error(
-                "prediction log write failed (%d rows kept for retry): %s",
+                "prediction log write failed (the rows wait in the spool): %s",
+                report.message,
+                extra=where,
+            )
+        elif kind == "recovered":
+            writer.failing = False
+            logger.info("prediction log writes recovered", extra=where)
+        elif kind == "adopted":
+            logger.warning(
+                "prediction log: writing %d rows a stopped worker left in the spool (%s)",
                 report.rows,
                 report.message,
                 extra=where,
             )
-        elif report.kind == "recovered":
-            writer.failing = False
-            logger.info("prediction log writes recovered", extra=where)
-        elif report.kind == "pruned":
+        elif kind == "warning":
+            logger.error("prediction log: %s", report.message, extra=where)
+        elif kind == "pruned":
             logger.info("prediction log retention removed %d rows", report.rows, extra=where)
         else:  # prune_failed: retention must never stop the writer
             logger.warning("prediction log retention failed: %s", report.message, extra=where)
-
-
-def _rows(pending: Pending) -> int:
-    return pending[1]
 
 
 def prediction_log(settings: Settings, registry: CollectorRegistry) -> PredictionLog | None:
@@ -528,6 +624,8 @@ def prediction_log(settings: Settings, registry: CollectorRegistry) -> Predictio
     return PredictionLog(
         open_backend(settings.prediction_log_location()),
         LogMetrics(registry),
+        spool_dir=settings.data_folder() / spool.FOLDER_NAME,
+        spool_max_bytes=settings.prediction_log_spool_max_bytes,
         record_inputs=settings.prediction_log_inputs,
         queue_size=settings.prediction_log_queue_size,
         flush_interval=settings.prediction_log_flush_interval,

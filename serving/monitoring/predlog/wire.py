@@ -1,8 +1,10 @@
 """What a worker and its prediction-log writer process say to each other, over two pipes.
 
-The worker sends a ``WriterConfig`` frame, then ``list[LoggedRequest]`` frames on the writer's
-stdin; the writer answers ``Report`` frames on its stdout. A frame is a 4-byte little-endian
-length and a msgpack body. Only msgspec is needed on either side (no numpy in the writer).
+The records themselves go through the spool (``predlog.spool``): a spool frame's body is a
+``list[LoggedRequest]``. On the writer's stdin the worker sends a ``WriterConfig`` frame, then
+one byte after each spool append (a wake-up call) and, when it stops, the end of the pipe; the
+writer answers ``Report`` frames on its stdout. A pipe frame is a 4-byte little-endian length
+and a msgpack body. Only msgspec is needed on either side (no numpy in the writer).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ class WriterConfig(msgspec.Struct, frozen=True, kw_only=True):
     """The writer's settings (sent on the pipe: a database password must not be in ``argv``)."""
 
     url: str
-    worker: str
-    """The worker that answered (host:pid), stored in every row."""
+    spool_dir: str
+    owner: str
+    """The worker's name in the spool: its segments are this writer's to write."""
     record_inputs: bool
     max_age_s: float | None
     max_rows: int | None
@@ -29,6 +32,9 @@ class WriterConfig(msgspec.Struct, frozen=True, kw_only=True):
     niceness: int
     idle: bool
     """Run under Linux's SCHED_IDLE policy (elsewhere only the nice value applies)."""
+    drain_s: float
+    """When the worker stops: how long to go on writing its spool before leaving the rest on
+    disk for the next writer."""
 
 
 class LoggedRequest(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -48,22 +54,40 @@ class LoggedRequest(msgspec.Struct, array_like=True, frozen=True, gc=False):
 
 
 ReportKind = Literal[
-    "written", "failed", "recovered", "lost", "malformed", "pruned", "prune_failed"
+    "committed",
+    "failed",
+    "recovered",
+    "lost",
+    "malformed",
+    "adopted",
+    "warning",
+    "pruned",
+    "prune_failed",
 ]
 
 
 class Report(msgspec.Struct, array_like=True, frozen=True):
-    """What the writer did with a frame, or noticed.
+    """What the writer did, or noticed.
 
-    Exactly one ``written`` (committed; ``requests`` counts the whole frame) or ``lost`` (given
-    up at shutdown) per frame, in order. ``failed``/``recovered`` bracket a database outage;
-    ``malformed`` counts rows of a frame that could not be expanded (they are not written).
+    ``committed``: ``rows`` of ``requests`` stored, and the database has ``segment`` up to
+    ``position`` (also sent, with no rows, when a writer starts on its worker's segment: a
+    writer that died may have committed more than it reported). ``failed``/``recovered``
+    bracket a database outage; ``malformed`` counts rows that could not be expanded and
+    ``lost`` rows a damaged segment held (neither is stored); ``adopted`` names segments of a
+    worker that is gone, now this writer's; a ``warning`` is only logged. ``backlog_rows`` and
+    ``oldest_ts``, in every report: what the adopted segments still hold (the worker counts its
+    own).
     """
 
     kind: ReportKind
     requests: int = 0
     rows: int = 0
     message: str = ""
+    segment: str = ""
+    position: int = 0
+    own: bool = True
+    backlog_rows: int = 0
+    oldest_ts: float | None = None
 
 
 def write_frame(fd: int, body: bytes) -> None:

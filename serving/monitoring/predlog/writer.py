@@ -1,29 +1,36 @@
-"""``python -m serving.monitoring.predlog.writer``: writes one worker's prediction log.
+"""``python -m serving.monitoring.predlog.writer``: fills the database from the spool.
 
-Each worker starts one (``predlog.log``) and sends it frames of answered requests on its
-stdin; it expands them into rows, commits one transaction per frame and reports back on its
-stdout. Measured in a worker's own writer thread, the database's Python driver took and dropped
-the GIL once per row (thousands of hand-offs per large batch) and slowed the answers; in its own
-process, at a higher nice value, it takes only what the cores have to spare.
+Each worker starts one (``predlog.log``), passing it the descriptor that holds the worker's spool
+lock. It reads the worker's segments (``predlog.spool``), expands the records into rows and
+commits them together with how far it read, in one transaction: a writer killed at any moment
+leaves the database and the spool in agreement, and the next one goes on from there, so each
+row is stored once. Segments of workers that are gone (their lock free: killed, or stopped
+with a backlog) are adopted and written the same way. In its own process, at a higher nice
+value, it takes only what the cores have to spare: measured in a worker's thread, the database
+driver took and dropped the GIL once per row and slowed the answers.
 
-It ignores SIGINT and SIGTERM (a terminal or ``kill`` of the group would otherwise cut it off
-before the worker shipped its last frames): it stops when the worker closes its stdin, after
-writing everything, or on SIGUSR1, which the worker sends when the database keeps failing.
+Its stdin carries the ``WriterConfig``, then a byte per spool append (wake up), then the end of
+the pipe when the worker stops or dies: it then writes what its worker spooled for at most
+``drain_s`` and exits, leaving the rest on disk for the next writer. It ignores SIGINT and
+SIGTERM (a terminal or ``kill`` of the group reaches it too): the worker decides when it stops.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import select
 import signal
 import sys
 import time
-from types import FrameType
-from typing import Final
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, TypeVar
 
 import msgspec
 
+from serving.monitoring.predlog import spool
 from serving.monitoring.predlog.backends import Backend, Connection, open_backend
 from serving.monitoring.predlog.records import Row, expand
 from serving.monitoring.predlog.wire import (
@@ -38,157 +45,396 @@ from serving.monitoring.predlog.wire import write_frame as _write_frame
 RETRY_MAX_S: Final = 5.0
 RETRY_FIRST_S: Final = 0.25
 NICEST: Final = 19
+TRANSACTION_ROWS: Final = 2000
+"""Rows per transaction, at most about: bounds how long a commit holds SQLite's write lock."""
+ADOPT_EVERY_S: Final = 2.0
+IDLE_WAKE_S: Final = 1.0
+
+T = TypeVar("T")
 
 
-class GiveUpError(BaseException):
-    """SIGUSR1: the worker is stopping and the database still fails: stop retrying.
+class Stream:
+    """One owner's segments, read in order: the worker's own, or adopted ones."""
 
-    A BaseException, so that no ``except Exception`` around a database call swallows it.
-    """
+    def __init__(self, folder: Path, owner: str, lock_fd: int | None = None) -> None:
+        self.folder = folder
+        self.owner = owner
+        self.lock_fd = lock_fd  # None: our worker's (it holds the lock)
+        self.seq = 0
+        self.fd: int | None = None
+        self.position = 0  # how far the database has the open segment
+        self.worker = ""  # host:pid, from the segment's header
+        self.backlog_rows = 0  # adopted: rows left (the worker counts its own)
+        self.oldest_ts: float | None = None
 
+    @property
+    def own(self) -> bool:
+        """The worker's own segments (not adopted)."""
+        return self.lock_fd is None
 
-class _GiveUp:
-    requested = False
-    sleeping = False
-    parent = 0  # the worker's pid: a new parent means the worker died without telling us
+    @property
+    def segment(self) -> str:
+        """The open segment's file name."""
+        return spool.segment_name(self.owner, self.seq)
 
-    @classmethod
-    def due(cls) -> bool:
-        return cls.requested or os.getppid() != cls.parent
+    def next_seq(self) -> int | None:
+        """The first segment after the one read last, if any is on disk."""
+        later = [seq for seq in spool.segments(self.folder).get(self.owner, []) if seq > self.seq]
+        return later[0] if later else None
 
-
-def _on_give_up(signum: int, frame: FrameType | None) -> None:
-    _GiveUp.requested = True
-    if _GiveUp.sleeping:  # only a backoff's sleep is cut short; a write finishes first
-        raise GiveUpError
+    def close_segment(self) -> None:
+        """Close the open segment."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class Writer:
-    """Reads frames, writes rows, reports; one connection, kept across frames."""
+    """Reads the spool, writes rows, reports; one database connection, kept."""
 
-    def __init__(self, config: WriterConfig, frames_fd: int, reports_fd: int) -> None:
+    def __init__(self, config: WriterConfig, inbox_fd: int, reports_fd: int) -> None:
         self.config = config
         self.backend: Backend = open_backend(config.url)
-        self.frames_fd = frames_fd
+        self.folder = Path(config.spool_dir)
+        self.inbox_fd = inbox_fd
         self.reports_fd = reports_fd
         self.conn: Connection | None = None
         self.failing = False
+        self.stopping = False  # the worker stopped (or died): no more appends
+        self.giving_up = False  # stopping while the database fails: leave the rest on disk
+        self.parent = os.getppid()
+        self.own = Stream(self.folder, config.owner)
+        self.adopted: dict[str, Stream] = {}
         self.decoder = msgspec.msgpack.Decoder(list[LoggedRequest])
         self.encoder = msgspec.msgpack.Encoder()
 
-    def report(self, kind: ReportKind, requests: int = 0, rows: int = 0, message: str = "") -> None:
+    # Reports -------------------------------------------------------------------------------
+
+    def report(
+        self,
+        kind: ReportKind,
+        *,
+        requests: int = 0,
+        rows: int = 0,
+        message: str = "",
+        segment: str = "",
+        position: int = 0,
+        own: bool = True,
+    ) -> None:
         """Tell the worker (its reporter thread logs and counts); nothing if it is gone."""
+        adopted = self.adopted.values()
+        report = Report(
+            kind,
+            requests,
+            rows,
+            message,
+            segment,
+            position,
+            own,
+            backlog_rows=sum(s.backlog_rows for s in adopted),
+            oldest_ts=min((s.oldest_ts for s in adopted if s.oldest_ts is not None), default=None),
+        )
         with contextlib.suppress(BrokenPipeError):
-            _write_frame(
-                self.reports_fd, self.encoder.encode(Report(kind, requests, rows, message))
-            )
+            _write_frame(self.reports_fd, self.encoder.encode(report))
+
+    # The loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Until the worker closes the pipe: read a frame, write it, report."""
-        last_prune = time.monotonic()  # the worker applied retention when it started
-        while True:
-            wait = max(0.0, last_prune + self.config.prune_interval - time.monotonic())
-            readable, _, _ = select.select([self.frames_fd], [], [], wait)
-            if not readable:
+        """Write what the spool holds as it comes, until the worker stops and it is written."""
+        next_prune = time.monotonic() + self.config.prune_interval  # the worker pruned at start
+        next_adoption = -math.inf
+        deadline = math.inf
+        while not self.giving_up:
+            now = time.monotonic()
+            if self.stopping:
+                deadline = min(deadline, now + self.config.drain_s)
+                if now > deadline:
+                    return
+            elif now >= next_adoption:
+                self.adopt()
+                next_adoption = now + ADOPT_EVERY_S
+            busy = self.step(self.own)
+            if not self.stopping:
+                for stream in list(self.adopted.values()):
+                    busy = self.step(stream) or busy
+            if now >= next_prune:
                 self.prune()
-                last_prune = time.monotonic()
-                continue
-            frame = read_frame(self.frames_fd)
-            if frame is None:
-                return  # the worker stopped: everything it sent is written
-            requests = self.decoder.decode(frame)
-            expanded = self.expand_frame(requests)
-            rows = sum(map(len, expanded))
-            if rows:
-                self.write_until_done(expanded, len(requests), rows)
+                next_prune = time.monotonic() + self.config.prune_interval
+            if busy:
+                self.wait(0.0)
+            elif self.stopping:
+                return  # our worker's spool is written
             else:
-                self.report("written", len(requests), 0)
+                self.wait(min(IDLE_WAKE_S, max(0.0, next_prune - time.monotonic())))
 
-    def expand_frame(self, requests: list[LoggedRequest]) -> list[list[Row]]:
-        """The rows of each request of the frame; one that cannot be expanded is reported.
+    def wait(self, timeout: float) -> None:
+        """Until the worker appends, stops or dies (or ``timeout``)."""
+        if self.stopping:
+            time.sleep(timeout)
+            return
+        readable, _, _ = select.select([self.inbox_fd], [], [], timeout)
+        if readable and not os.read(self.inbox_fd, 65536):
+            self.stopping = True
+        if os.getppid() != self.parent:
+            self.stopping = True
+
+    def backoff(self, seconds: float) -> None:
+        """Sleep between two attempts; cut short when the worker stops."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            self.wait(left)
+
+    # One owner's segments --------------------------------------------------------------------
+
+    def step(self, stream: Stream) -> bool:
+        """Write the next rows of a stream; False when it has nothing more for now."""
+        if stream.fd is None and not self.open_next(stream):
+            return False
+        assert stream.fd is not None
+        # Before the read: a segment is finished for good once the next one exists.
+        finished = not stream.own or self.stopping or stream.next_seq() is not None
+        try:
+            frames = spool.read_frames(stream.fd, stream.position, TRANSACTION_ROWS)
+        except spool.SpoolCorruptError as exc:
+            if not finished:
+                return False  # the worker may still be writing: look again once it is done
+            self.discard_rest(stream, str(exc))
+            return True
+        if frames:
+            return self.commit(stream, frames)
+        if not finished:
+            return False
+        if os.fstat(stream.fd).st_size > stream.position:
+            self.discard_rest(stream, "a frame cut short (its worker was killed while writing)")
+        self.retire(stream)
+        return True
+
+    def open_next(self, stream: Stream) -> bool:
+        """Open the stream's next segment and find how far the database has it."""
+        seq = stream.next_seq()
+        if seq is None:
+            if not stream.own:
+                self.release(stream)
+            return False
+        path = self.folder / spool.segment_name(stream.owner, seq)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            header = spool.read_frames(fd, 0, 0)
+        except spool.SpoolCorruptError:
+            header = []
+        if not header:  # created an instant ago, or cut short before its first frame ended
+            os.close(fd)
+            if not stream.own or self.stopping:
+                self.report("lost", message=f"{path.name}: no header; deleted")
+                path.unlink()
+            return False
+        name = path.name
+        position = self.until_done(lambda conn: self.backend.position(conn, name))
+        if position is None:
+            os.close(fd)
+            return False
+        stream.seq, stream.fd, stream.position = seq, fd, position
+        stream.worker = msgspec.msgpack.decode(header[0].body, type=spool.SegmentHeader).worker
+        if stream.own:  # what a writer before us committed without telling
+            self.report("committed", segment=name, position=position)
+        return True
+
+    def commit(self, stream: Stream, frames: list[spool.Frame]) -> bool:
+        """Store the frames' rows and the new position in one transaction."""
+        expanded = self.expand(stream, frames)
+        rows = sum(map(len, expanded))
+        segment, start, end = stream.segment, stream.position, frames[-1].end
+
+        def transaction(conn: Connection) -> bool:
+            if expanded:
+                self.backend.insert_requests(conn, expanded)
+            if not self.backend.advance(conn, segment, start, end):
+                conn.rollback()
+                return False
+            conn.commit()
+            return True
+
+        moved = self.until_done(transaction, rows)
+        if moved is None:
+            return False
+        if not moved:  # never while the locks hold: read on from where the database is
+            self.report("warning", message=f"{segment} was not at byte {start} in the database")
+            stream.close_segment()
+            stream.seq -= 1
+            return True
+        stream.position = end
+        if not stream.own:
+            stream.backlog_rows = max(0, stream.backlog_rows - sum(f.rows for f in frames))
+            stream.oldest_ts = frames[-1].ts
+        requests = sum(f.requests for f in frames)
+        self.report(
+            "committed",
+            requests=requests,
+            rows=rows,
+            segment=segment,
+            position=end,
+            own=stream.own,
+        )
+        return True
+
+    def expand(self, stream: Stream, frames: list[spool.Frame]) -> list[list[Row]]:
+        """The rows of the frames' requests; one that cannot be expanded is reported.
 
         That would be a bug in the worker, not a database problem: the rest is still written.
+        Inputs are stored if the setting says so now and the record has them.
         """
         expanded: list[list[Row]] = []
-        for request in requests:
+        for frame in frames:
+            if not frame.requests:
+                continue  # the segment's header
             try:
-                expanded.append(
-                    expand(
-                        request, with_inputs=self.config.record_inputs, worker=self.config.worker
-                    )
-                )
-            except ValueError as exc:
-                self.report("malformed", 1, len(request.labels), str(exc))
+                requests = self.decoder.decode(frame.body)
+            except msgspec.DecodeError as exc:  # its checksum held: written so by a bug
+                self.report("malformed", requests=frame.requests, rows=frame.rows, message=str(exc))
+                continue
+            for request in requests:
+                with_inputs = self.config.record_inputs and bool(request.body)
+                try:
+                    expanded.append(expand(request, with_inputs=with_inputs, worker=stream.worker))
+                except ValueError as exc:
+                    self.report("malformed", requests=1, rows=len(request.labels), message=str(exc))
         return expanded
 
-    def write_until_done(self, expanded: list[list[Row]], requests: int, rows: int) -> None:
-        """Commit the rows, retrying with a backoff while the database fails.
+    def discard_rest(self, stream: Stream, why: str) -> None:
+        """A finished segment's bytes that cannot be read: counted, then skipped."""
+        assert stream.fd is not None
+        size = os.fstat(stream.fd).st_size
+        rows = spool.rows_at(stream.fd, stream.position)  # the frames after it are unknown
+        lost = size - stream.position
+        self.report(
+            "lost",
+            rows=rows,
+            message=f"{stream.segment}: {lost} bytes from byte {stream.position} ({why})",
+        )
+        stream.position = size
 
-        No frame is read meanwhile: the pipe fills, the worker's queue fills, and new records
-        are dropped there (counted), so a database outage never grows this process's memory.
+    def retire(self, stream: Stream) -> None:
+        """A finished segment read to its end: delete it, then its position."""
+        stream.close_segment()
+        segment = stream.segment
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / segment).unlink()
+        # Killed right here, a writer leaves a position naming a file that is gone: harmless.
+        self.attempt(lambda conn: self.backend.forget(conn, segment))
+
+    # Adoption --------------------------------------------------------------------------------
+
+    def adopt(self) -> None:
+        """Take the segments of workers that are gone (their lock is free)."""
+        owners = spool.segments(self.folder)
+        for owner in spool.lock_owners(self.folder):
+            if owner not in owners and owner != self.own.owner:
+                self.remove_lock(owner)
+        for owner in owners:
+            if owner == self.own.owner or owner in self.adopted:
+                continue
+            fd = spool.try_lock(spool.lock_path(self.folder, owner))
+            if fd is None:
+                continue  # its worker or writer runs, or another writer adopted it
+            positions, error = self.attempt(lambda _: self.backend.positions())
+            if error is not None or positions is None:
+                os.close(fd)  # no use while the database fails: try again later
+                return
+            stream = Stream(self.folder, owner, fd)
+            self.adopted[owner] = stream
+            # Listed again under the lock: a writer that adopted it before may have finished.
+            names = [
+                spool.segment_name(owner, seq) for seq in spool.segments(self.folder).get(owner, [])
+            ]
+            left = [spool.pending(self.folder / name, positions.get(name, 0)) for name in names]
+            stream.backlog_rows = sum(p.rows for p in left)
+            stream.oldest_ts = min((p.oldest_ts for p in left if p.oldest_ts), default=None)
+            if names:
+                self.report(
+                    "adopted",
+                    rows=stream.backlog_rows,
+                    message=f"{owner}: {len(names)} segments, {sum(p.bytes for p in left)} bytes",
+                )
+
+    def remove_lock(self, owner: str) -> None:
+        """A lock file left by a worker that was killed before it spooled anything."""
+        path = spool.lock_path(self.folder, owner)
+        try:
+            fd = spool.try_lock(path, create=False)
+        except FileNotFoundError:
+            return
+        if fd is not None:
+            if owner not in spool.segments(self.folder):  # it may have spooled since we looked
+                path.unlink(missing_ok=True)
+            os.close(fd)
+
+    def release(self, stream: Stream) -> None:
+        """An adopted owner with nothing left: remove its lock file, then let go of it."""
+        assert stream.lock_fd is not None
+        with contextlib.suppress(FileNotFoundError):
+            spool.lock_path(self.folder, stream.owner).unlink()
+        os.close(stream.lock_fd)
+        del self.adopted[stream.owner]
+        self.report("committed", own=False)  # the backlog it counted is gone
+
+    # The database ----------------------------------------------------------------------------
+
+    def until_done(self, work: Callable[[Connection], T], rows: int = 0) -> T | None:
+        """Run ``work`` (one transaction), retrying with a backoff while the database fails.
+
+        Returns its result, or None when the worker stopped with the database still failing:
+        what was not written stays in the spool for the next writer.
         """
         backoff = RETRY_FIRST_S
         while True:
-            error = self.write(expanded)
+            result, error = self.attempt(work)
             if error is None:
                 if self.failing:
                     self.failing = False
                     self.report("recovered")
-                self.report("written", requests, rows)
-                return
+                return result
             if not self.failing:
                 self.failing = True
-                self.report("failed", requests, rows, error)
-            if not _GiveUp.due():
-                try:
-                    _GiveUp.sleeping = True
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, RETRY_MAX_S)
-                    continue
-                except GiveUpError:
-                    pass
-                finally:
-                    _GiveUp.sleeping = False
-            error = self.write(expanded)  # one last attempt before the worker exits
-            if error is None:
-                self.report("written", requests, rows)
-            else:
-                self.report("lost", requests, rows, error)
-            raise GiveUpError
+                self.report("failed", rows=rows, message=error)
+            if self.stopping:
+                self.giving_up = True
+                return None
+            self.backoff(backoff)
+            backoff = min(backoff * 2, RETRY_MAX_S)
 
-    def write(self, expanded: list[list[Row]]) -> str | None:
-        """One transaction; None on success, else the error (the connection is reopened)."""
+    def attempt(self, work: Callable[[Connection], T]) -> tuple[T | None, str | None]:
+        """Run ``work`` once: its result, or the first line of the error.
+
+        After an error the connection is closed; the next attempt opens a new one.
+        """
         try:
             if self.conn is None:
                 self.conn = self.backend.connect()
-            self.backend.insert_requests(self.conn, expanded)
-            self.conn.commit()
+            return work(self.conn), None
         except Exception as exc:  # any driver error: keep the rows, retry, never crash
             if self.conn is not None:
                 with contextlib.suppress(Exception):
                     self.conn.close()
             self.conn = None
-            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return None
+            text = str(exc).strip()
+            return None, text.splitlines()[0] if text else type(exc).__name__
 
     def prune(self) -> None:
         """Retention: delete rows older than the limit and beyond the newest ``max_rows``."""
         config = self.config
         if config.max_age_s is None and config.max_rows is None:
             return  # no connection needed
-        try:
-            if self.conn is None:
-                self.conn = self.backend.connect()
-            deleted = self.backend.retain(
-                self.conn, max_age_s=config.max_age_s, max_rows=config.max_rows
+        deleted, error = self.attempt(
+            lambda conn: self.backend.retain(
+                conn, max_age_s=config.max_age_s, max_rows=config.max_rows
             )
-        except Exception as exc:  # retention must never stop the writer
-            if self.conn is not None:
-                with contextlib.suppress(Exception):
-                    self.conn.rollback()
-            self.report("prune_failed", message=str(exc))
-            return
-        if deleted:
+        )
+        if error is not None:  # retention must never stop the writer
+            self.report("prune_failed", message=error)
+        elif deleted:
             self.report("pruned", rows=deleted)
 
 
@@ -197,7 +443,7 @@ def _lower_priority(config: WriterConfig) -> None:
 
     A nice value still lets the writer take a core from a batch being answered; under
     SCHED_IDLE (opt-in) it runs only on a core nothing else wants, and falls behind under
-    sustained load. Measured in docs/monitoring.md ("Priority").
+    sustained load (docs/monitoring.md, "Priority").
     """
     if config.niceness > 0:
         with contextlib.suppress(OSError):
@@ -208,26 +454,22 @@ def _lower_priority(config: WriterConfig) -> None:
 
 
 def main() -> int:
-    """Run until the worker closes the pipe; exit status 0, or 1 if rows were lost."""
+    """Run until the worker stops and its spool is written (or left for the next writer)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR1, _on_give_up)
-    _GiveUp.parent = os.getppid()
     # Reports get their own descriptor; anything printed by mistake goes to stderr instead of
     # corrupting them.
     reports_fd = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    frames_fd = sys.stdin.fileno()
-    first = read_frame(frames_fd)
+    inbox_fd = sys.stdin.fileno()
+    first = read_frame(inbox_fd)
     if first is None:
         return 0
     config = msgspec.msgpack.decode(first, type=WriterConfig)
     _lower_priority(config)
-    writer = Writer(config, frames_fd, reports_fd)
+    writer = Writer(config, inbox_fd, reports_fd)
     try:
         writer.run()
-    except GiveUpError:
-        return 1
     finally:
         if writer.conn is not None:
             with contextlib.suppress(Exception):
