@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> Litestar:
             predictions,
             lifecycle,
             lifecycle.access,
-            Monitor.over(predlog.backend if predlog is not None else None, holder),
+            Monitor.over(predlog, holder),
             RenderedPages(settings),
         ),
         lifespan=[lifespan],

@@ -2,7 +2,8 @@
 
 ``Monitor`` answers the two monitoring endpoints without HTTP: recent records (paginated,
 filtered) and a summary (predictions per hour, class mix per model version, latency
-percentiles, per-feature drift against the training distribution of a model version).
+percentiles, per-feature drift against the training distribution of a model version, and how
+far the log is behind the answers).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from serving.http.errors import ErrorExample, ServingError, VersionNotFoundError
 from serving.inference.holder import ModelHolder
 from serving.monitoring.drift import MIN_ROWS, PSI_THRESHOLD, FeatureDrift, feature_drift
 from serving.monitoring.predlog.backends import Backend, Filters
+from serving.monitoring.predlog.log import PredictionLog
 from serving.monitoring.predlog.records import COLUMNS, PredictionRecord, RecordedInputs
+from serving.monitoring.predlog.spool import Pending
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +101,19 @@ class DriftReport(msgspec.Struct, frozen=True):
     features: list[FeatureDrift]
 
 
+class LogStatus(msgspec.Struct, frozen=True):
+    """How far the prediction log's database is behind the answers, now (not the window)."""
+
+    logged_up_to: str | None
+    """The time of the newest row in the database (None: it has none)."""
+    backlog_rows: int
+    """Rows answered that wait in this server's spool for the database."""
+    backlog_seconds: float
+    """How long the oldest of them has waited (0 when there are none)."""
+    spool_bytes: int
+    """The disk those rows take."""
+
+
 class MonitoringSummary(msgspec.Struct, frozen=True):
     """The ``GET /monitoring/summary`` answer."""
 
@@ -112,6 +128,8 @@ class MonitoringSummary(msgspec.Struct, frozen=True):
     latency_ms: LatencySummary
     drift: DriftReport | None
     """None when no model version is known to compare with."""
+    log: LogStatus | None = None
+    """None when the spool cannot be read (its folder is not this server's)."""
 
 
 def iso(ts: float) -> str:
@@ -164,18 +182,21 @@ class Monitor:
         backend: Backend | None,
         metadata_for: Callable[[str], ArtifactMetadata | None],
         current_version: Callable[[], str | None],
+        spool_backlog: Callable[[], Pending] | None = None,
     ) -> None:
         self.backend = backend
         self.metadata_for = metadata_for
         self.current_version = current_version
+        self.spool_backlog = spool_backlog
 
     @classmethod
-    def over(cls, backend: Backend | None, holder: ModelHolder) -> Monitor:
-        """A monitor of ``backend`` (None: the log is off) for the model ``holder`` serves."""
+    def over(cls, log: PredictionLog | None, holder: ModelHolder) -> Monitor:
+        """A monitor of ``log`` (None: the log is off) for the model ``holder`` serves."""
         return cls(
-            backend,
+            log.backend if log is not None else None,
             metadata_lookup(holder),
             lambda: holder.model.version if holder.model is not None else None,
+            log.spool_backlog if log is not None else None,
         )
 
     def _backend(self) -> Backend:
@@ -220,6 +241,7 @@ class Monitor:
             if reference is not None:
                 live = Filters(since=start, until=end, model_version=reference.version)
                 drift = _drift(reference, backend.inputs(live, SAMPLE_ROWS))
+            log = self._log_status(backend)
         except Exception as exc:  # any driver error: one 503, details in the log
             raise self._unavailable(exc) from None
         return MonitoringSummary(
@@ -232,6 +254,24 @@ class Monitor:
             class_mix=mix,
             latency_ms=latency,
             drift=drift,
+            log=log,
+        )
+
+    def _log_status(self, backend: Backend) -> LogStatus | None:
+        newest = backend.newest()
+        if self.spool_backlog is None:
+            return None
+        try:
+            backlog = self.spool_backlog()
+        except OSError as exc:
+            logger.warning("prediction log spool unreadable: %s", exc)
+            return None
+        waited = 0.0 if backlog.oldest_ts is None else max(0.0, time.time() - backlog.oldest_ts)
+        return LogStatus(
+            logged_up_to=None if newest is None else iso(newest),
+            backlog_rows=backlog.rows,
+            backlog_seconds=round(waited, 3),
+            spool_bytes=backlog.bytes,
         )
 
     def _unavailable(self, exc: Exception) -> PredictionLogUnavailableError:
