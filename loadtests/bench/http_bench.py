@@ -37,7 +37,8 @@ _LOG_SERIES: Final = (
 )
 LOG_POLL_S: Final = 0.3
 """Longer than the shipper's 0.25 s: the queue depth is updated at each of its wakes."""
-LOG_SETTLE_TIMEOUT_S: Final = 60.0
+LOG_SETTLE_TIMEOUT_S: Final = 300.0
+"""A flood leaves a backlog in the spool: the writers drain it once the answers stop."""
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -65,6 +66,8 @@ class Point(msgspec.Struct, frozen=True):
     """Server CPU time (all workers) per request, the log's catching up included."""
     log_dropped: int | None = None
     """Prediction-log rows the server dropped during these runs (None: no log)."""
+    log_drain_s: Spread | None = None
+    """Seconds from the end of a run until the log's database had every row it answered."""
 
 
 class LogProgress(msgspec.Struct, frozen=True):
@@ -120,22 +123,29 @@ def log_progress(port: int) -> LogProgress | None:
     return LogProgress(written=written, dropped=dropped, queued=queued)
 
 
-def wait_for_log(port: int, timeout_s: float = LOG_SETTLE_TIMEOUT_S) -> None:
-    """Wait until the log has written what the last run queued: no queue, the count steady.
+def wait_for_log(port: int, timeout_s: float = LOG_SETTLE_TIMEOUT_S) -> float | None:
+    """Wait until the log has written what the last run queued: no backlog, the count steady.
 
     After a run of big batches the writers are seconds behind; the next run must not compete
-    with them (nor the last one's CPU figure leave them out).
+    with them (nor the last one's CPU figure leave them out). Returns the seconds until the
+    backlog (memory and spool) first read 0: the drain time (None: no log, or never drained).
     """
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
     last = log_progress(port)
-    while last is not None and time.monotonic() < deadline:
+    drained = 0.0 if last is not None and last.queued == 0 else None
+    while last is not None and time.monotonic() - started < timeout_s:
         time.sleep(LOG_POLL_S)
         now = log_progress(port)
-        if now is None or (now.queued == 0 and now.written == last.written):
-            return
+        if now is None:
+            return None
+        if now.queued == 0 and drained is None:
+            drained = time.monotonic() - started
+        if now.queued == 0 and now.written == last.written:
+            return drained
         last = now
     if last is not None:
         logger.warning("the prediction log had not caught up after %.0f s", timeout_s)
+    return None
 
 
 def check_bodies(port: int, path: str, bodies: Sequence[bytes], batch: bool) -> None:
@@ -173,7 +183,9 @@ def _point(
     connections: int,
     results: list[WrkResult],
     cpu: list[float] | None = None,
+    *,
     log_dropped: list[int] | None = None,
+    log_drain: list[float] | None = None,
 ) -> Point:
     return Point(
         target=target.key,
@@ -185,6 +197,7 @@ def _point(
         failures=sum(r.failures for r in results),
         cpu_us=Spread.of(cpu) if cpu else None,
         log_dropped=sum(log_dropped) if log_dropped is not None else None,
+        log_drain_s=Spread.of(log_drain) if log_drain else None,
     )
 
 
@@ -239,6 +252,7 @@ def run_http(
     runs: dict[tuple[str, int], list[WrkResult]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
     dropped: dict[tuple[str, int], list[int]] = {}
+    drain: dict[tuple[str, int], list[float]] = {}
 
     def measured(target: Target, count: int) -> WrkResult:
         key = (target.key, count)
@@ -246,12 +260,14 @@ def run_http(
         log_before = log_progress(port)
         result = _run(port, target, count, duration_s, threads if count > 1 else 1)
         log_after = log_progress(port)
-        wait_for_log(port)  # the log's work for this run is counted here, not in the next run
+        drained = wait_for_log(port)  # the log's work for this run is counted here, not later
         if cpu_seconds and result.requests:
             used = cpu_seconds() - before
             cpu.setdefault(key, []).append(used / result.requests * 1e6)
         if log_before is not None and log_after is not None:
             dropped.setdefault(key, []).append(round(log_after.dropped - log_before.dropped))
+            if drained is not None:
+                drain.setdefault(key, []).append(drained)
         return result
 
     batch_target = Target("batch", "POST /predict (1,000 patients)", "POST", "/predict")
@@ -267,11 +283,26 @@ def run_http(
 
     by_key = {t.key: t for t in chosen}
     points = [
-        _point(by_key[key], count, results, cpu.get((key, count)), dropped.get((key, count)))
+        _point(
+            by_key[key],
+            count,
+            results,
+            cpu.get((key, count)),
+            log_dropped=dropped.get((key, count)),
+            log_drain=drain.get((key, count)),
+        )
         for (key, count), results in runs.items()
     ]
+    batch_key = ("batch", 1)
     return HttpResult(
         points=points,
-        batch=_point(batch_target, 1, batch_runs, cpu.get(("batch", 1)), dropped.get(("batch", 1))),
+        batch=_point(
+            batch_target,
+            1,
+            batch_runs,
+            cpu.get(batch_key),
+            log_dropped=dropped.get(batch_key),
+            log_drain=drain.get(batch_key),
+        ),
         reference_missing=reference_missing,
     )

@@ -197,14 +197,18 @@ def targets(report: Report) -> list[list[str]]:
         failures = total_failures(report)
         add("zero failed or wrong answers (wrk)", str(failures), failures == 0)
     if report.http:
-        dropped = [p.log_dropped for p in [*report.http.points, report.http.batch] if p]
-        if any(count is not None for count in dropped):
+        points = [p for p in [*report.http.points, report.http.batch] if p]
+        dropped = [p.log_dropped for p in points if p.log_dropped is not None]
+        if dropped:
+            add(
+                "prediction log: no row dropped in the HTTP runs",
+                f"{sum(dropped):,}",
+                not any(dropped),
+            )
+        drains = [p.log_drain_s.high for p in points if p.log_drain_s]
+        if drains:
             rows.append(
-                [
-                    "(not a target) prediction log rows dropped in the HTTP runs",
-                    f"{sum(count or 0 for count in dropped):,}",
-                    "—",
-                ]
+                ["(not a target) longest log drain after a run", f"{max(drains):.1f} s", "—"]
             )
     return rows
 
@@ -320,9 +324,10 @@ def _batch_section(point: Point) -> list[str]:
         *_table(RUN_COLUMNS, [_run_cells(point, BATCH_PATIENTS)]),
         "",
         "Server CPU per request includes the prediction log catching up after the run: each run "
-        "waits for the log to write what it queued before the next starts. Rows the log "
-        "dropped (its queue full: the writers behind the answers) are counted in "
-        "`drugclf_prediction_log_dropped_total`; see monitoring.md for the log's capacity.",
+        "waits for the log to write what it spooled before the next starts, and *log drain* is "
+        "how long that took (the backlog the run left on disk). Rows the log dropped are "
+        "counted in `drugclf_prediction_log_dropped_total`; see monitoring.md for the log's "
+        "capacity.",
     ]
 
 
@@ -333,6 +338,7 @@ RUN_COLUMNS: Final = [
     "Server CPU / request",
     "Failed or wrong / requests",
     "Log rows dropped",
+    "Log drain",
 ]
 
 
@@ -345,6 +351,7 @@ def _run_cells(point: Point, rows_per_request: int = 1) -> list[str]:
         format_us(point.cpu_us) if point.cpu_us else "n/a",
         f"{point.failures} / {point.requests:,}",
         _dropped(point, rows_per_request),
+        point.log_drain_s.format("{:.1f}", " s") if point.log_drain_s else "n/a",
     ]
 
 

@@ -130,9 +130,12 @@ def test_report_marks_unbuilt_scenarios_and_missed_targets(served_artifacts: Pat
     assert met["< 100 MiB RSS per worker"] == "yes"
 
 
-def _point(target: str, requests: int, log_dropped: int | None) -> Point:
+def _point(
+    target: str, requests: int, log_dropped: int | None, drain: float | None = None
+) -> Point:
     spread = Spread.of([1000.0])
-    return Point(target, 1, spread, spread, spread, requests, 0, None, log_dropped)
+    drains = Spread.of([drain]) if drain is not None else None
+    return Point(target, 1, spread, spread, spread, requests, 0, None, log_dropped, drains)
 
 
 def test_report_counts_the_rows_the_log_dropped(served_artifacts: Path) -> None:
@@ -143,13 +146,16 @@ def test_report_counts_the_rows_the_log_dropped(served_artifacts: Path) -> None:
         started_at=datetime(2026, 1, 1, tzinfo=UTC),
         load_before=(0.5, 0.5, 0.5),
         http=HttpResult(
-            points=[_point("predict", 100, 0), _point("health", 100, 0)],
-            batch=_point("batch", 10, 1500),
+            points=[_point("predict", 100, 0, 0.3), _point("health", 100, 0)],
+            batch=_point("batch", 10, 1500, 2.5),
         ),
     )
     rows = {row[0]: row[1:] for row in targets(report)}
-    assert rows["(not a target) prediction log rows dropped in the HTTP runs"] == ["1,500", "—"]
-    assert "| 1,500 (15%) |" in render(report)  # 1,500 of the batch runs' 10,000 rows
+    assert rows["prediction log: no row dropped in the HTTP runs"] == ["1,500", "**no**"]
+    assert rows["(not a target) longest log drain after a run"] == ["2.5 s", "—"]
+    text = render(report)
+    assert "| 1,500 (15%) | 2.5 s |" in text  # 1,500 of the batch runs' 10,000 rows
+    assert "| 0 | 0.3 s |" in text
 
 
 @needs_wrk
@@ -183,4 +189,5 @@ def test_quick_benchmark_runs_and_writes_its_report(served_artifacts: Path, tmp_
         assert heading in text
     assert "`POST /bench/reference`" in text
     assert "Log rows dropped" in text
-    assert "prediction log rows dropped in the HTTP runs" in text  # the bench's server logs
+    assert "prediction log: no row dropped in the HTTP runs" in text  # the bench's server logs
+    assert "Log drain" in text
