@@ -13,23 +13,52 @@ import uuid
 from collections.abc import Callable
 from typing import Final
 
+import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.http.errors import UnsupportedMediaTypeError
 from serving.http.logs import AccessLog
 from serving.http.metrics import ServerMetrics
+from serving.http.responses import JSON_CONTENT_TYPE
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
+CONTENT_ENCODING_HEADER: Final = b"content-encoding"
+_IDENTITY: Final = frozenset({b"", b"identity"})
 # Echo a client's id only if it is short and harmless in logs and headers.
 _SAFE_ID: Final = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
 UNMATCHED_ROUTE: Final = "unmatched"
 
 
-def _request_id(scope: Scope) -> bytes:
+def _read_headers(scope: Scope) -> tuple[bytes, bytes | None]:
+    """The request id (the client's if safe, else a new one) and any non-identity encoding."""
+    request_id: bytes | None = None
+    encoding: bytes | None = None
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER:
-            return value if _SAFE_ID.match(value) else uuid.uuid4().hex.encode()
-    return uuid.uuid4().hex.encode()
+            request_id = value if _SAFE_ID.match(value) else None
+        elif name == CONTENT_ENCODING_HEADER and value.strip().lower() not in _IDENTITY:
+            encoding = value
+    return request_id or uuid.uuid4().hex.encode(), encoding
+
+
+async def _refuse_encoding(encoding: bytes, request_id: str, send: Send) -> None:
+    """415 for a compressed body: read as JSON it would only be refused as malformed."""
+    shown = encoding.decode("latin-1")[:40]
+    error = UnsupportedMediaTypeError(
+        f"the body is sent with Content-Encoding {shown!r}: send it uncompressed",
+        field="Content-Encoding",
+        expected="no Content-Encoding (identity)",
+    )
+    body = msgspec.json.encode(error.body(request_id))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": [JSON_CONTENT_TYPE, (b"content-length", b"%d" % len(body))],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class RequestObserver:
@@ -54,7 +83,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id, encoding = _read_headers(scope)
         state = scope["state"]
         state["request_id"] = request_id_text = request_id.decode()
         status = 500
@@ -69,7 +98,10 @@ class RequestObserver:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if encoding is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                await _refuse_encoding(encoding, request_id_text, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or UNMATCHED_ROUTE

@@ -35,6 +35,7 @@ from drugclf.registry import Registry, RegistryError
 from drugclf.retrain import Failed, JobEvent, JobSpec, Published, Validated
 from serving.http import logs
 from serving.http.errors import ErrorExample, ServingError
+from serving.http.validation import shown
 from serving.lifecycle.lock import JobLock
 from serving.lifecycle.schemas import Job, JobError, ParityReply, RetrainRequest, RetrainResult
 
@@ -280,7 +281,7 @@ class RetrainManager:
             JobNotFoundError: unknown id.
         """
         if not JOB_ID.fullmatch(job_id):
-            raise JobNotFoundError(f"'{job_id}' is not a job id", field="job_id")
+            raise JobNotFoundError(f"{shown(job_id)} is not a job id", field="job_id")
         try:
             job = msgspec.json.decode((self.jobs_dir / f"{job_id}.json").read_bytes(), type=Job)
         except (FileNotFoundError, msgspec.DecodeError):

@@ -19,6 +19,7 @@ import anyio.to_thread
 from drugclf.artifact import CONFUSION_MATRIX_FILE, ArtifactError
 from drugclf.registry import Registry, RegistryError
 from serving.http.errors import ErrorExample, NotFoundError, ServingError, VersionNotFoundError
+from serving.http.validation import shown
 from serving.inference.model import DrugModel
 from serving.lifecycle.admin import AdminAccess
 from serving.lifecycle.jobs import (
@@ -163,7 +164,7 @@ class Lifecycle:
         registry = self.registry
         previous = registry.current_version()
         if version not in registry.versions():
-            raise VersionNotFoundError(f"no published version '{version}'", field="version")
+            raise VersionNotFoundError(f"no published version {shown(version)}", field="version")
         folder = registry.version_dir(version)
         try:
             # A session takes milliseconds to seconds to build: keep the event loop free.
@@ -172,7 +173,7 @@ class Lifecycle:
         except (RegistryError, ArtifactError) as exc:
             logger.error("promote %s refused: %s", version, exc, extra={"model_version": previous})
             raise VersionNotServableError(
-                f"version '{version}' cannot be served: {_relative(exc, folder)}", field="version"
+                f"version {version} cannot be served: {_relative(exc, folder)}", field="version"
             ) from None
         return SwitchReply(current_version=version, previous_version=previous)
 
@@ -205,7 +206,7 @@ class Lifecycle:
         except RegistryError as exc:
             raise VersionNotFoundError(str(exc), field="version") from exc
         if not folder.is_dir():
-            raise VersionNotFoundError(f"no published version '{version}'", field="version")
+            raise VersionNotFoundError(f"no published version {shown(version)}", field="version")
         return confusion_matrix_png(folder)
 
 

@@ -21,6 +21,7 @@ from drugclf.artifact import ArtifactError, ArtifactMetadata, read_metadata
 from drugclf.contract import CLASSES, FEATURE_NAMES
 from drugclf.registry import RegistryError
 from serving.http.errors import ErrorExample, ServingError, VersionNotFoundError
+from serving.http.validation import shown
 from serving.inference.holder import ModelHolder
 from serving.monitoring.drift import MIN_ROWS, PSI_THRESHOLD, FeatureDrift, feature_drift
 from serving.monitoring.predlog.backends import Backend, Filters
@@ -229,7 +230,8 @@ class Monitor:
         reference = self.metadata_for(drift_version) if drift_version else None
         if model_version is not None and reference is None:
             raise VersionNotFoundError(
-                f"no published version '{model_version}' (its metadata is not in the registry)",
+                f"no published version {shown(model_version)} "
+                "(its metadata is not in the registry)",
                 field="model_version",
             )
         try:

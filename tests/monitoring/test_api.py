@@ -186,7 +186,7 @@ def test_summary_window_and_unknown_version(client: TestClient[Litestar]) -> Non
     assert answer.status_code == 404 and error["code"] == "version_not_found"
     assert (error["field"], error["message"]) == (
         "model_version",
-        "no published version '20000101-000000-abcdef' (its metadata is not in the registry)",
+        'no published version "20000101-000000-abcdef" (its metadata is not in the registry)',
     )
 
 

@@ -83,6 +83,23 @@ def test_promote_refuses_a_version_whose_model_does_not_load(
     assert client.get("/health").json()["reload_refused"] is False
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/models/{}/promote",
+        "/models/{}/confusion_matrix.png",
+        "/jobs/{}",
+        "/monitoring/summary?model_version={}",
+    ],
+)
+def test_a_long_name_is_cut_in_the_error(client: TestClient[Litestar], path: str) -> None:
+    long = "2" * 20_000
+    answer = client.post(path.format(long), headers=AUTH) if "promote" in path else None
+    answer = answer or client.get(path.format(long), headers=AUTH)
+    assert 400 <= answer.status_code < 500
+    assert len(answer.json()["message"]) < 200, answer.json()["message"][:300]
+
+
 @pytest.mark.parametrize("version", ["20000101-000000-000000", "not-a-version", "..%2F..%2Fetc"])
 def test_promote_unknown_version_is_404(client: TestClient[Litestar], version: str) -> None:
     answer = client.post(f"/models/{version}/promote", headers=AUTH)

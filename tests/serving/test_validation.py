@@ -6,6 +6,7 @@ Messages are for people ("Age must be a whole number from 0 to 120 (got -5)"); `
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -212,6 +213,22 @@ def test_wrong_content_type(client: Client) -> None:
         415,
         "unsupported_media_type",
     )
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip"])
+def test_compressed_body_is_refused_naming_the_encoding(client: Client, encoding: str) -> None:
+    body = gzip.compress(json.dumps(PATIENT).encode())
+    response = client.post(
+        "/predict",
+        content=body,
+        headers={"content-type": "application/json", "content-encoding": encoding},
+    )
+    error = assert_error(response, 415, "unsupported_media_type")
+    assert error["field"] == "Content-Encoding"
+    assert repr(encoding) in error["message"]
+    assert response.headers["x-request-id"] == error["request_id"]
+    plain = client.post("/predict", json=PATIENT, headers={"content-encoding": "identity"})
+    assert plain.status_code == 200
 
 
 def test_missing_content_type_is_accepted(client: Client) -> None:
