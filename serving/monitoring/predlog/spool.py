@@ -280,7 +280,7 @@ class Appender:
         return ends
 
     def _next_segment(self, ts: float) -> None:
-        self.close_segment()
+        self.close_segment(sync=False)
         self.seq += 1  # a number a failed attempt used is skipped: readers take the next one
         path = self.folder / segment_name(self.owner, self.seq)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
@@ -295,11 +295,17 @@ class Appender:
             raise
         self._fd, self._size = fd, len(header)
 
-    def close_segment(self) -> None:
-        """Close the segment being appended to (flushed to the disk: it may outlive us)."""
+    def close_segment(self, *, sync: bool = True) -> None:
+        """Close the segment being appended to; ``sync`` flushes it to the disk first.
+
+        Not when the next segment starts: that happens on the shipper's thread, every 8 MiB,
+        and a flush that waits for a busy disk would hold the next append (the queue fills up).
+        The page cache keeps the segment through any process crash.
+        """
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.fsync(self._fd)
+            if sync:
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
 
