@@ -15,10 +15,9 @@ from serving.http.state import service
 from serving.monitoring.predlog import log as log_module
 from serving.monitoring.predlog.log import PredictionLog
 from serving.settings import Settings
+from tests.support import PATIENT
 
 from .conftest import Trained
-
-PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}
 
 
 def settings(trained: Trained, tmp_path: Path) -> Settings:

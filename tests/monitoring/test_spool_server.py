@@ -21,12 +21,12 @@ import pytest
 from loadtests.bench.server import ServerProcess
 from serving.monitoring.predlog.backends import open_backend
 from serving.monitoring.predlog.spool import FOLDER_NAME
+from tests.support import PATIENT
 
 from .conftest import Trained
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-PATIENT = {"Age": 45, "Sex": "M", "BP": "HIGH", "Cholesterol": "NORMAL", "Na_to_K": 15.5}
 BATCH = [PATIENT, {**PATIENT, "Na_to_K": 31.0}, {**PATIENT, "Sex": "F"}]
 CLIENTS = 6
 FLUSH_INTERVAL_S = 0.25
