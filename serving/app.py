@@ -17,6 +17,7 @@ from litestar import Litestar, Router
 
 from drugclf.registry import Registry
 from serving.http import logs
+from serving.http.auth import AccessPolicy
 from serving.http.exceptions import exception_handlers
 from serving.http.metrics import ServerMetrics
 from serving.http.middleware import RequestObserver
@@ -52,6 +53,12 @@ def create_app(settings: Settings) -> Litestar:
         holder, codec, metrics, predlog, micro_batching=settings.micro_batching
     )
     lifecycle = Lifecycle(settings, holder.registry)
+    access = AccessPolicy(
+        settings.admin_token,
+        read_token=settings.read_token,
+        dev_mode=settings.dev_mode,
+        bind_host=settings.host,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -71,6 +78,7 @@ def create_app(settings: Settings) -> Litestar:
                 # Exit flushes and joins the writer: nothing accepted is lost on SIGTERM.
                 await stack.enter_async_context(predlog.running())
             await stack.enter_async_context(lifecycle.running())
+            access.announce()
             yield
 
     app = Litestar(
@@ -91,9 +99,9 @@ def create_app(settings: Settings) -> Litestar:
             predlog,
             predictions,
             lifecycle,
-            lifecycle.access,
+            access,
             Monitor.over(predlog, holder),
-            RenderedPages(settings),
+            RenderedPages(settings, access),
         ),
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),

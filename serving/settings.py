@@ -86,6 +86,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Answer single-patient requests waiting at the same moment with one model call."""
     admin_token: str | None = None
     """Bearer token for the admin endpoints (model management); None disables them."""
+    read_token: str | None = None
+    """Bearer token for reading recorded patient inputs (``GET /predictions``) without admin
+    rights; the admin token reads them too. With neither, they are closed (but in dev mode)."""
     app_factory: Annotated[str, msgspec.Meta(pattern=r"^[\w.]+:\w+$")] = (
         "serving.app:create_app_from_env"
     )

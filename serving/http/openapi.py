@@ -53,6 +53,8 @@ DOCS_PATH: Final = "/docs"
 _SWAGGER: Final = f"{STATIC_PATH}/vendor/swagger-ui"
 ADMIN_SECURITY: Final = "AdminToken"
 """The security scheme of the admin routes (``Authorization: Bearer <token>``)."""
+READ_SECURITY: Final = "ReadToken"
+"""The security scheme of recorded patient data: the read token, or the admin token."""
 
 DESCRIPTION: Final = """\
 Predicts which of five drugs (DrugA, DrugB, DrugC, DrugX, DrugY) suits a patient, from age,
@@ -272,7 +274,13 @@ def openapi_config(max_batch_size: int, version: str = "1.0.0") -> OpenAPIConfig
                     type="http",
                     scheme="bearer",
                     description="DRUGCLF_ADMIN_TOKEN, as `Authorization: Bearer <token>`",
-                )
+                ),
+                READ_SECURITY: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="DRUGCLF_READ_TOKEN or DRUGCLF_ADMIN_TOKEN, as "
+                    "`Authorization: Bearer <token>`",
+                ),
             }
         ),
         render_plugins=[

@@ -15,6 +15,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Link, SecurityRequirement
 from litestar.params import PathParameter, QueryParameter
 
+from serving.http.auth import ForbiddenError, UnauthorizedError, admin_only
 from serving.http.errors import (
     BadRequestError,
     BodyTooLargeError,
@@ -29,7 +30,6 @@ from serving.http.openapi import ADMIN_SECURITY, error_responses, link, linked
 from serving.http.responses import RawResponse
 from serving.http.state import service
 from serving.inference.service import PredictionService
-from serving.lifecycle.admin import ForbiddenError, UnauthorizedError, admin_only
 from serving.lifecycle.jobs import (
     DatasetInvalidError,
     JobNotFoundError,

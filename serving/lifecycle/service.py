@@ -1,4 +1,4 @@
-"""Which model serves, without HTTP: versions, promote, rollback, retrain jobs, admin access.
+"""Which model serves, without HTTP: versions, promote, rollback, retrain jobs.
 
 ``Lifecycle`` is built once per app from the settings. Promote and rollback call the registry
 (the same code as the training CLI's ``promote`` and ``rollback``); every worker's hot reload
@@ -21,7 +21,6 @@ from drugclf.registry import Registry, RegistryError
 from serving.http.errors import ErrorExample, NotFoundError, ServingError, VersionNotFoundError
 from serving.http.validation import shown
 from serving.inference.model import DrugModel
-from serving.lifecycle.admin import AdminAccess
 from serving.lifecycle.jobs import (
     RetrainManager,
     RetrainUnavailableError,
@@ -93,14 +92,11 @@ class NothingToRollBackError(ServingError):
 
 
 class Lifecycle:
-    """The lifecycle routes of one app, with their job manager and admin policy."""
+    """The lifecycle of one app's models: the registry and the retrain job manager."""
 
     def __init__(self, settings: Settings, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
-        self.access = AdminAccess(
-            settings.admin_token, dev_mode=settings.dev_mode, bind_host=settings.host
-        )
         self.can_train = training_installed()
         self.manager = RetrainManager(
             self.registry,
@@ -117,8 +113,7 @@ class Lifecycle:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Announce the admin policy at startup; stop this worker's job at shutdown."""
-        self.access.announce()
+        """Say whether this install can train; stop this worker's job at shutdown."""
         if not self.can_train:
             logger.info("retrain unavailable: the `train` extra is not installed")
         try:

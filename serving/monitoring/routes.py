@@ -16,8 +16,9 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from drugclf.contract import DrugClass
+from serving.http.auth import ForbiddenError, UnauthorizedError, readers_only
 from serving.http.errors import InvalidParameterError, VersionNotFoundError
-from serving.http.openapi import error_responses
+from serving.http.openapi import READ_SECURITY, error_responses
 from serving.http.state import service
 from serving.http.validation import Rule, invalid_parameter
 from serving.monitoring.monitor import (
@@ -90,8 +91,14 @@ class MonitoringController(Controller):
     @get(
         "/predictions",
         sync_to_thread=True,
+        guards=[readers_only],
+        security=[{READ_SECURITY: []}],
         responses=error_responses(
-            InvalidParameterError, PredictionLogOffError, PredictionLogUnavailableError
+            InvalidParameterError,
+            UnauthorizedError,
+            ForbiddenError,
+            PredictionLogOffError,
+            PredictionLogUnavailableError,
         ),
     )
     def list_predictions(  # noqa: PLR0917 - each parameter is a query parameter
@@ -117,7 +124,9 @@ class MonitoringController(Controller):
     ) -> PredictionPage:
         """Recent predictions, one record per patient (a batch gives one per row), newest first.
 
-        Inputs and probabilities are null when input recording is off.
+        Inputs and probabilities are patient data: reading them takes the read token or the
+        admin token (or a loopback client in development mode). They are null when input
+        recording is off.
         """
         start, end = _window(since, until)
         filters = Filters(since=start, until=end, model_version=model_version, predicted=prediction)

@@ -16,6 +16,7 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.enums import MediaType
 
+from serving.http.auth import AccessPolicy
 from serving.http.openapi import STATIC_DIR, STATIC_PATH
 from serving.http.state import service
 from serving.settings import Settings
@@ -64,13 +65,14 @@ def _nav(active: Page) -> str:
     return "\n".join(items)
 
 
-def render_pages(settings: Settings) -> dict[str, bytes]:
+def render_pages(settings: Settings, access: AccessPolicy) -> dict[str, bytes]:
     """Every page put into the layout once; keys are the page slugs."""
     layout = (UI_DIR / "layout.html").read_text(encoding="utf-8")
     config = {
         "max-batch-size": str(settings.max_batch_size),
-        # How admin routes are guarded, so the pages can say what the token field needs.
-        "admin": "token" if settings.admin_token else "dev" if settings.dev_mode else "closed",
+        # How guarded routes are guarded, so the pages can say what the token field needs.
+        "admin": access.guarded("admin"),
+        "read": access.guarded("read"),
     }
     data_attrs = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in config.items())
     rendered = {}
@@ -91,8 +93,8 @@ def render_pages(settings: Settings) -> dict[str, bytes]:
 class RenderedPages:
     """Every page put into the layout once, when the app is built."""
 
-    def __init__(self, settings: Settings) -> None:
-        rendered = render_pages(settings)
+    def __init__(self, settings: Settings, access: AccessPolicy) -> None:
+        rendered = render_pages(settings, access)
         self.by_path = {page.path: rendered[page.slug] for page in PAGES}
         self.by_path[UI_HOME] = rendered[PAGES[0].slug]
 

@@ -25,6 +25,10 @@ from .test_drift import dataset_rows
 FIELDS = ("Age", "Sex", "BP", "Cholesterol", "Na_to_K")
 
 
+READ_TOKEN = "monitoring-read-token"
+READ = {"Authorization": f"Bearer {READ_TOKEN}"}
+
+
 def settings(trained: Trained, tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "artifacts_dir": trained.artifacts_dir,
@@ -32,6 +36,7 @@ def settings(trained: Trained, tmp_path: Path, **overrides: Any) -> Settings:
         "reload_interval": 0,
         "data_dir": tmp_path / "var",
         "prediction_log_flush_interval": 0.02,
+        "read_token": READ_TOKEN,
     }
     values.update(overrides)
     return Settings(**values)
@@ -56,7 +61,7 @@ def test_single_and_batch_predictions_are_recorded(
     many = client.post("/predict", json=batch, headers={"x-request-id": "batch-1"})
     assert one.status_code == many.status_code == 200
     flush(client)
-    page = client.get("/predictions").json()
+    page = client.get("/predictions", headers=READ).json()
     items = page["items"]
     assert len(items) == 4 and page["next_cursor"] is None
     single = [i for i in items if i["request_id"] == "single-1"]
@@ -79,19 +84,31 @@ def test_filters_and_pages(client: TestClient[Litestar], trained: Trained) -> No
         client.post("/predict", json=PATIENT)
     client.post("/predict", json={**PATIENT, "Na_to_K": 35.0, "Age": 20})
     flush(client)
-    first = client.get("/predictions", params={"limit": 4}).json()
+    first = client.get("/predictions", params={"limit": 4}, headers=READ).json()
     assert len(first["items"]) == 4 and first["next_cursor"] is not None
-    rest = client.get("/predictions", params={"limit": 4, "before_id": first["next_cursor"]}).json()
+    rest = client.get(
+        "/predictions", params={"limit": 4, "before_id": first["next_cursor"]}, headers=READ
+    ).json()
     assert len(rest["items"]) == 2 and rest["next_cursor"] is None
     label = first["items"][0]["prediction"]
-    only = client.get("/predictions", params={"prediction": label}).json()["items"]
+    only = client.get("/predictions", params={"prediction": label}, headers=READ).json()["items"]
     assert only and all(i["prediction"] == label for i in only)
-    assert client.get("/predictions", params={"model_version": "other"}).json()["items"] == []
     assert (
-        client.get("/predictions", params={"since": "2999-01-01T00:00:00Z"}).json()["items"] == []
+        client.get("/predictions", params={"model_version": "other"}, headers=READ).json()["items"]
+        == []
     )
     assert (
-        len(client.get("/predictions", params={"until": "2999-01-01T00:00:00"}).json()["items"])
+        client.get("/predictions", params={"since": "2999-01-01T00:00:00Z"}, headers=READ).json()[
+            "items"
+        ]
+        == []
+    )
+    assert (
+        len(
+            client.get(
+                "/predictions", params={"until": "2999-01-01T00:00:00"}, headers=READ
+            ).json()["items"]
+        )
         == 6
     )
 
@@ -129,7 +146,7 @@ def test_filters_and_pages(client: TestClient[Litestar], trained: Trained) -> No
 def test_bad_query_parameters_are_400_naming_them(
     client: TestClient[Litestar], params: dict[str, Any], message: str, expected: str | None
 ) -> None:
-    answer = client.get("/predictions", params=params)
+    answer = client.get("/predictions", params=params, headers=READ)
     assert answer.status_code == 400
     body = answer.json()
     assert (body["status"], body["code"]) == ("error", "validation_error")
@@ -204,7 +221,7 @@ def test_inputs_off_stores_no_inputs(trained: Trained, tmp_path: Path) -> None:
     with TestClient(app) as client:
         client.post("/predict", json=[PATIENT, PATIENT])
         flush(client)
-        items = client.get("/predictions").json()["items"]
+        items = client.get("/predictions", headers=READ).json()["items"]
         assert len(items) == 2
         assert all(i["inputs"] is None and i["probabilities"] is None for i in items)
         assert all(i["prediction"] and i["model_version"] and i["latency_ms"] > 0 for i in items)
@@ -216,7 +233,7 @@ def test_log_off_records_nothing(trained: Trained, tmp_path: Path) -> None:
     app = create_app(settings(trained, tmp_path, prediction_log=False))
     with TestClient(app) as client:
         assert client.post("/predict", json=PATIENT).status_code == 200
-        answer = client.get("/predictions")
+        answer = client.get("/predictions", headers=READ)
         assert answer.status_code == 404 and answer.json()["code"] == "prediction_log_off"
         assert client.get("/monitoring/summary").status_code == 404
     assert not (tmp_path / "var").exists()

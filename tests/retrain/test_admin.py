@@ -1,4 +1,4 @@
-"""Who may retrain, promote and roll back: Bearer token, closed without one, dev mode on loopback."""
+"""Who may retrain, promote, roll back and read patient data: tokens, closed, dev mode."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from drugclf.registry import Registry
-from serving.lifecycle.admin import AdminAccess, ForbiddenError, UnauthorizedError, is_loopback
+from serving.http.auth import AccessPolicy, ForbiddenError, UnauthorizedError, is_loopback
 from tests.retrain.conftest import AUTH, TOKEN
 from tests.support import PATIENT
 
@@ -88,42 +88,42 @@ def _connection(host: str | None, authorization: str | None = None) -> SimpleNam
 
 @pytest.mark.parametrize("client_host", ["127.0.0.1", "::1", "127.0.0.2"])
 def test_dev_mode_opens_admin_routes_to_loopback_clients(client_host: str) -> None:
-    access = AdminAccess(None, dev_mode=True, bind_host="127.0.0.1")
-    assert access.dev_open
-    access.check(_connection(client_host))  # type: ignore[arg-type]
+    access = AccessPolicy(None, dev_mode=True, bind_host="127.0.0.1")
+    assert access.dev_open("admin")
+    access.check(_connection(client_host), "admin")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("client_host", ["10.0.0.7", "192.168.1.20", "testclient", None])
 def test_dev_mode_stays_closed_to_other_clients(client_host: str | None) -> None:
-    access = AdminAccess(None, dev_mode=True, bind_host="127.0.0.1")
+    access = AccessPolicy(None, dev_mode=True, bind_host="127.0.0.1")
     with pytest.raises(ForbiddenError):
-        access.check(_connection(client_host))  # type: ignore[arg-type]
+        access.check(_connection(client_host), "admin")  # type: ignore[arg-type]
 
 
 def test_dev_mode_is_ignored_when_binding_a_public_address(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    access = AdminAccess(None, dev_mode=True, bind_host="0.0.0.0")
-    assert not access.dev_open
+    access = AccessPolicy(None, dev_mode=True, bind_host="0.0.0.0")
+    assert not access.dev_open("admin")
     assert "development mode ignored" in caplog.text
     with pytest.raises(ForbiddenError):
-        access.check(_connection("127.0.0.1"))  # type: ignore[arg-type]
+        access.check(_connection("127.0.0.1"), "admin")  # type: ignore[arg-type]
 
 
 def test_dev_mode_does_not_bypass_a_configured_token() -> None:
-    access = AdminAccess(TOKEN, dev_mode=True, bind_host="127.0.0.1")
-    assert not access.dev_open
+    access = AccessPolicy(TOKEN, dev_mode=True, bind_host="127.0.0.1")
+    assert not access.dev_open("admin")
     with pytest.raises(UnauthorizedError):
-        access.check(_connection("127.0.0.1"))  # type: ignore[arg-type]
-    access.check(_connection("127.0.0.1", f"Bearer {TOKEN}"))  # type: ignore[arg-type]
+        access.check(_connection("127.0.0.1"), "admin")  # type: ignore[arg-type]
+    access.check(_connection("127.0.0.1", f"Bearer {TOKEN}"), "admin")  # type: ignore[arg-type]
 
 
 def test_dev_mode_says_so_loudly_at_startup(
     make_client: Callable[..., TestClient[Litestar]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("WARNING", logger="serving.lifecycle.admin")
+    caplog.set_level("WARNING", logger="serving.http.auth")
     make_client(admin_token=None, dev_mode=True)
-    warnings = [r for r in caplog.records if r.name == "serving.lifecycle.admin"]
+    warnings = [r for r in caplog.records if r.name == "serving.http.auth"]
     assert warnings and warnings[0].levelname == "WARNING"
     assert "DEVELOPMENT MODE" in warnings[0].getMessage()
 
@@ -134,3 +134,46 @@ def test_dev_mode_says_so_loudly_at_startup(
 )
 def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
+
+
+READ_TOKEN = "read-only-token"
+
+
+def test_recorded_predictions_need_the_read_or_admin_token(
+    make_client: Callable[..., TestClient[Litestar]], registry: Registry
+) -> None:
+    """Patient inputs are behind a token; the aggregate summary is not."""
+    client = make_client(read_token=READ_TOKEN)
+    assert client.post("/predict", json=PATIENT).status_code == 200
+    missing = client.get("/predictions")
+    assert missing.status_code == 401 and missing.json()["field"] == "Authorization"
+    assert "read or admin token" in missing.json()["message"]
+    assert client.get("/predictions", headers={"Authorization": "Bearer nope"}).status_code == 403
+    for token in (READ_TOKEN, TOKEN):
+        answer = client.get("/predictions", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+    assert client.get("/monitoring/summary").status_code == 200
+    # The read token reads; it does not manage models.
+    read_only = {"Authorization": f"Bearer {READ_TOKEN}"}
+    assert _promote(client, registry, read_only).status_code == 403  # type: ignore[attr-defined]
+
+
+def test_without_any_token_recorded_predictions_are_closed(
+    make_client: Callable[..., TestClient[Litestar]],
+) -> None:
+    client = make_client(admin_token=None)
+    answer = client.get("/predictions")
+    assert answer.status_code == 403
+    assert "DRUGCLF_READ_TOKEN" in answer.json()["message"]
+
+
+def test_dev_mode_opens_recorded_predictions_to_loopback_only() -> None:
+    access = AccessPolicy(None, dev_mode=True, bind_host="127.0.0.1")
+    assert access.guarded("read") == "dev"
+    access.check(_connection("127.0.0.1"), "read")  # type: ignore[arg-type]
+    with pytest.raises(ForbiddenError):
+        access.check(_connection("10.0.0.7"), "read")  # type: ignore[arg-type]
+    guarded = AccessPolicy(None, read_token=READ_TOKEN, dev_mode=True, bind_host="127.0.0.1")
+    assert guarded.guarded("read") == "token" and guarded.guarded("admin") == "dev"
+    with pytest.raises(UnauthorizedError):
+        guarded.check(_connection("127.0.0.1"), "read")  # type: ignore[arg-type]

@@ -64,7 +64,7 @@ def test_no_answer_keeps_litestars_own_error_shape(document: dict[str, Any]) -> 
     ("path", "method", "statuses"),
     [
         ("/predict", "post", {"200", "400", "413", "415", "422", "503"}),
-        ("/predictions", "get", {"200", "400", "404", "503"}),
+        ("/predictions", "get", {"200", "400", "401", "403", "404", "503"}),
         ("/monitoring/summary", "get", {"200", "400", "404", "503"}),
         ("/retrain", "post", {"200", "202", "400", "401", "403", "409", "413", "422", "500"}),
         ("/models/{version}/promote", "post", {"200", "401", "403", "404", "422"}),

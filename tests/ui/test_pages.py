@@ -163,7 +163,13 @@ def test_monitoring_shows_the_predictions_just_made(page: Any, server: Server, s
     page.wait_for_selector("#predicted-drug")
     page.goto("/ui/monitoring")
     page.wait_for_selector("body[data-ready]")
+    # Recorded inputs are patient data: without the token the table says what it needs.
+    expect(page.locator("#recent-locked")).to_contain_text("enter the read or admin token")
+    assert page.text_content("#total-predictions") != "–"  # the aggregates stay open
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("#filter-form button[type=submit]")
     recent = page.locator("#recent tbody")
+    recent.wait_for()
     # The log writer commits in the background: refresh until the row is there.
     for _ in range(20):
         if "77, F, HIGH, HIGH, 31.5" in recent.text_content():

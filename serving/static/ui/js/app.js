@@ -6,6 +6,8 @@ export const config = {
   // "token": admin routes need the Bearer token; "dev": open to this machine without one;
   // "closed": the server has no admin token, so retrain, promote and rollback are refused.
   admin: document.body.dataset.admin || "token",
+  // The same for reading recorded predictions (patient data): the read or the admin token.
+  read: document.body.dataset.read || "token",
 };
 
 /** Call the API; never throws for HTTP errors: returns {ok, status, data, headers}. */

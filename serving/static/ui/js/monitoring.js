@@ -1,5 +1,6 @@
-import { $, api, clear, el, errorText, num, pct, ready, unavailable, when } from "./app.js";
+import { $, api, clear, config, el, errorText, num, pct, ready, unavailable, when } from "./app.js";
 import { barChart } from "./charts.js";
+import { bindToken, token } from "./admin.js";
 
 const PAGE = 25;
 let classes = [];
@@ -97,8 +98,18 @@ async function loadRecent(more = false) {
   const cls = $("#class-filter").value;
   if (cls) query.set("prediction", cls);
   if (more && cursor) query.set("before_id", String(cursor));
-  const page = await api(`/predictions?${query}`);
+  const page = await api(`/predictions?${query}`, { token: token($("#token")) });
   if (page.status === 404) { showMissing(page); return false; }
+  if (page.status === 401 || page.status === 403) {
+    // Patient inputs are behind a token; the summary above is not.
+    const text = config.read === "closed"
+      ? "Recent predictions hold patient data and this server has no token to guard them (set DRUGCLF_READ_TOKEN)."
+      : page.status === 401 ? "Recent predictions hold patient data: enter the read or admin token and press Filter."
+        : `Not allowed: ${errorText(page)}`;
+    clear($("#recent"), el("caption", { id: "recent-locked" }, text));
+    $("#more-button").hidden = true;
+    return true;
+  }
   if (!page.ok) { clear($("#recent"), el("caption", {}, errorText(page))); return true; }
   if (!more) {
     clear($("#recent"), el("thead", {}, el("tr", {},
@@ -132,6 +143,8 @@ async function main() {
   // The classes come from the served model only: no copy of the contract lives in the page.
   classes = info.ok ? info.data.classes : [];
   $("#class-filter").append(...classes.map((c) => el("option", { value: c }, c)));
+  $("#read-token-field").hidden = config.read !== "token";
+  bindToken($("#token"));
   $("#window-form").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
   $("#filter-form").addEventListener("submit", (e) => { e.preventDefault(); loadRecent(false); });
   $("#more-button").addEventListener("click", () => loadRecent(true));
