@@ -229,30 +229,29 @@ def refine(document: dict[str, Any], max_batch_size: int) -> None:
                     option["maxItems"] = max_batch_size
 
 
-class _RefinedJson(JsonRenderPlugin):
+class _Refining:
+    """Refines the document before a render plugin renders it.
+
+    Litestar caches the document, so refining it again changes nothing.
+    """
+
+    def __init__(self, max_batch_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_batch_size = max_batch_size
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        """Refine, then render as the Litestar plugin does."""
+        refine(openapi_schema, self.max_batch_size)
+        rendered: bytes = super().render(request, openapi_schema)  # type: ignore[misc]
+        return rendered
+
+
+class _RefinedJson(_Refining, JsonRenderPlugin):
     """The JSON document, refined."""
 
-    def __init__(self, max_batch_size: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.max_batch_size = max_batch_size
 
-    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        """Render the document (Litestar caches it; refining it again changes nothing)."""
-        refine(openapi_schema, self.max_batch_size)
-        return super().render(request, openapi_schema)
-
-
-class _RefinedSwagger(SwaggerRenderPlugin):
+class _RefinedSwagger(_Refining, SwaggerRenderPlugin):
     """The Swagger UI page (it embeds the document), refined."""
-
-    def __init__(self, max_batch_size: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.max_batch_size = max_batch_size
-
-    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        """Render the page (Litestar caches the document; refining it again changes nothing)."""
-        refine(openapi_schema, self.max_batch_size)
-        return super().render(request, openapi_schema)
 
 
 def openapi_config(max_batch_size: int, version: str = "1.0.0") -> OpenAPIConfig:

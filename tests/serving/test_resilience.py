@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loadtests.bench.server import HELPER_PROCESSES, HOST, ServerProcess
+from loadtests.bench.server import HELPER_PROCESSES, HOST, ServerProcess, http_status
 from tests.support import PATIENT, Trained
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -79,19 +79,6 @@ class Load:
         connection.close()
 
 
-def ready(port: int) -> int | None:
-    connection = http.client.HTTPConnection(HOST, port, timeout=2)
-    try:
-        connection.request("GET", "/ready")
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except OSError:
-        return None
-    finally:
-        connection.close()
-
-
 def test_a_killed_worker_is_replaced_while_the_other_keeps_answering(
     trained: Trained, tmp_path: Path
 ) -> None:
@@ -116,7 +103,7 @@ def test_a_killed_worker_is_replaced_while_the_other_keeps_answering(
         statuses = []
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            statuses.append(ready(server.port))
+            statuses.append(http_status(server.port, "/ready", timeout=2))
             now = workers_of(server)
             if len(now) == 2 and before[0].pid not in {p.pid for p in now}:
                 break
