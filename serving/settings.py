@@ -65,7 +65,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """``json`` (one object per line, for machines) or ``text`` (for people)."""
     access_log: bool = True
     """Log one line per request (route, status, latency, model version, request id)."""
-    keep_alive_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    keep_alive_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = 30.0
     """Seconds an idle keep-alive connection (or a client still sending its headers) is kept
     open; behind a load balancer, set it above the balancer's own idle timeout."""
     max_batch_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
