@@ -22,9 +22,16 @@ READABLE_FORMATS: Final = (1, 2)
 MODEL_FILE: Final = "model.onnx"
 METADATA_FILE: Final = "metadata.json"
 CONFUSION_MATRIX_FILE: Final = "confusion_matrix.png"
+EXPLAINER_FILE: Final = "explainer.onnx"
+BACKGROUND_FILE: Final = "background.csv"
 # The ONNX outputs, as plain tensors (no ZipMap): the label and one probability per class.
 LABEL_OUTPUT: Final = "label"
 PROBABILITIES_OUTPUT: Final = "probabilities"
+# The explainer's outputs: Shapley values [N, inputs, classes], base values [classes], and
+# each patient's cell of the model's input grid [N, 1].
+VALUES_OUTPUT: Final = "values"
+BASE_VALUES_OUTPUT: Final = "base_values"
+CELL_OUTPUT: Final = "cell"
 
 BinningStrategy = Literal["fixed", "learned", "none"]
 
@@ -101,6 +108,46 @@ class ParitySummary(msgspec.Struct, frozen=True):
         return self.label_mismatches == 0 and self.prob_mismatches == 0
 
 
+class ExplanationGate(msgspec.Struct, frozen=True):
+    """How the explainer compared with the model before the version was published.
+
+    Efficiency: base value + sum of the values = the served probability, per class. Served
+    against Python: the values onnxruntime gathers equal the ones computed at export.
+    """
+
+    cases: int
+    groups: dict[str, int]
+    efficiency_failures: int
+    max_efficiency_error: float
+    python_mismatches: int
+    max_python_diff: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        """True when every case held."""
+        return self.efficiency_failures == 0 and self.python_mismatches == 0
+
+
+class Explanations(msgspec.Struct, frozen=True):
+    """The exact Shapley explainer shipped beside the model (``explainer.onnx``).
+
+    Players: the five raw inputs. Background: the training rows before SMOTE
+    (``background.csv``), so a base value is the mean served probability over them.
+    """
+
+    explainer_sha256: str
+    background_rows: int
+    background_sha256: str
+    cells: int
+    """Cells of the grid the model is constant on (each has its values precomputed)."""
+    cells_per_input: dict[str, int]
+    base_values: dict[str, float]
+    importance: dict[str, dict[str, float]]
+    """Mean absolute value over the background rows, per input then per class."""
+    gate: ExplanationGate
+
+
 class InputSpec(msgspec.Struct, frozen=True):
     """One ONNX graph input: a raw feature as a column tensor of shape [N, 1]."""
 
@@ -146,6 +193,10 @@ class ArtifactMetadata(msgspec.Struct, frozen=True):
     training_distribution: list[FeatureDistribution]
     model_sha256: str | None = None
     """sha256 of ``model.onnx`` (hex); required from format 2 on."""
+    explanations: Explanations | None = None
+    """The explainer, bound by its sha256; None for exports without one (older, or too many
+    cells to precompute: ``explanations_skipped`` says why)."""
+    explanations_skipped: str | None = None
 
 
 class ArtifactError(Exception):
@@ -190,19 +241,48 @@ def read_model(version_dir: Path, meta: ArtifactMetadata) -> bytes:
     Raises:
         ArtifactError: the file is missing, a link, or not the file the metadata describes.
     """
-    path = version_dir / MODEL_FILE
+    return _bound_file(version_dir / MODEL_FILE, meta.model_sha256, "model")
+
+
+def read_explainer(version_dir: Path, meta: ArtifactMetadata) -> bytes | None:
+    """The bytes of ``explainer.onnx``, checked like the model; None when it has none.
+
+    The background rows it was computed over are checked too (sha256 and row count), so a
+    published version's explanations can always be verified again.
+
+    Raises:
+        ArtifactError: a file is missing, a link, or not the one the metadata describes.
+    """
+    explanations = meta.explanations
+    if explanations is None:
+        return None
+    data = _bound_file(version_dir / EXPLAINER_FILE, explanations.explainer_sha256, "explainer")
+    background = _bound_file(
+        version_dir / BACKGROUND_FILE, explanations.background_sha256, "background rows"
+    )
+    rows = background.count(b"\n") - 1  # a header line, then one line per row
+    if rows != explanations.background_rows:
+        raise ArtifactError(
+            f"{version_dir / BACKGROUND_FILE} has {rows} rows, its metadata says "
+            f"{explanations.background_rows}"
+        )
+    return data
+
+
+def _bound_file(path: Path, sha256: str | None, what: str) -> bytes:
+    """The bytes of one of a version's files, checked against its sha256 (when recorded)."""
     if path.is_symlink():
-        raise ArtifactError(f"{path} is a symbolic link; a version holds its own model file")
+        raise ArtifactError(f"{path} is a symbolic link; a version holds its own {what} file")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if meta.model_sha256 is not None:
+    if sha256 is not None:
         actual = sha256_hex(data)
-        if actual != meta.model_sha256:
+        if actual != sha256:
             raise ArtifactError(
-                f"{path} is not the model its metadata describes (sha256 {actual[:12]}..., "
-                f"metadata says {meta.model_sha256[:12]}...): the file was replaced or damaged"
+                f"{path} is not the {what} its metadata describes (sha256 {actual[:12]}..., "
+                f"metadata says {sha256[:12]}...): the file was replaced or damaged"
             )
     return data
 

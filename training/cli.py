@@ -1,7 +1,7 @@
 """The training CLI, ``python -m training <command>``.
 
-Commands: explore, train, evaluate, optimize, export, full, predict, runs, and the registry
-commands list, promote and rollback.
+Commands: explore, train, evaluate, optimize, export, full, predict, explain, runs, and the
+registry commands list, promote and rollback.
 
 Every failure the user can fix (a bad CSV, no run yet, a parity failure, an unknown version)
 ends with one ``error:`` line on stderr and a non-zero exit, never a traceback.
@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pandas as pd
 from rich.console import Console
@@ -40,6 +40,8 @@ from training import explore as exploration
 from training import optimize as optimization
 from training.dataset import DatasetError, load_dataset, require_trainable
 from training.evaluate import CV_FOLDS
+from training.explain_csv import explain_csv
+from training.explanations import ExplanationGateError
 from training.parity import DEFAULT_RANDOM_CASES
 from training.runs import RunError, RunStore
 from training.scoring import score_csv
@@ -159,6 +161,11 @@ def cmd_export(args: argparse.Namespace) -> None:
     console.print(result.parity.describe())
     groups = ", ".join(f"{k} {v}" for k, v in result.parity.summary.groups.items())
     console.print(f"parity cases: {groups}")
+    if result.explanations is not None:
+        console.print(result.explanations.describe())
+    else:
+        skipped = result.metadata.explanations_skipped
+        console.print(f"explanations: none ({skipped})" if skipped else "explanations: none")
     state = "promoted to current" if result.promoted else "published, not promoted"
     console.print(f"exported {result.version} to {result.path} ({state})")
 
@@ -219,6 +226,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
     folder = registry.version_dir(args.version) if args.version else registry.resolve_current()
     result = score_csv(folder, Path(args.input), Path(args.output))
     console.print(f"scored {len(result)} rows with {folder.name} -> {args.output}")
+
+
+def cmd_explain(args: argparse.Namespace) -> None:
+    """Explain a CSV with the current (or a given) exported model's exact Shapley values."""
+    registry = _registry(args)
+    folder = registry.version_dir(args.version) if args.version else registry.resolve_current()
+    result = explain_csv(folder, Path(args.input), Path(args.output))
+    console.print(f"explained {len(result)} rows with {folder.name} -> {args.output}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
@@ -300,6 +315,16 @@ def _test_size(text: str) -> float:
     if not low < value < high:
         raise argparse.ArgumentTypeError(f"{value} must be strictly between {low} and {high}")
     return value
+
+
+def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "explain", parents=[common], help="exact Shapley values of a CSV's rows (offline)"
+    )
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--version", help="model version (default: current)")
+    p.set_defaults(func=cmd_explain)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -391,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True)
     p.add_argument("--version", help="model version (default: current)")
     p.set_defaults(func=cmd_predict)
+    _add_explain(sub, common)
     sub.add_parser("runs", parents=[common], help="list training runs").set_defaults(func=cmd_runs)
     sub.add_parser("list", parents=[common], help="list model versions").set_defaults(func=cmd_list)
     p = sub.add_parser("promote", parents=[common], help="serve a version")
@@ -411,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except ParityError as exc:
+    except (ParityError, ExplanationGateError) as exc:
         errors.print(f"error: export refused, nothing published.\n{exc}")
         return EXIT_PARITY
     except (DatasetError, RunError, RegistryError, ArtifactError) as exc:

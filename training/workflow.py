@@ -21,7 +21,9 @@ from imblearn.pipeline import Pipeline as ImbPipeline
 from sklearn.model_selection import train_test_split
 
 from drugclf.artifact import (
+    BACKGROUND_FILE,
     CONFUSION_MATRIX_FILE,
+    EXPLAINER_FILE,
     FORMAT_VERSION,
     LABEL_OUTPUT,
     MODEL_FILE,
@@ -36,6 +38,13 @@ from drugclf.contract import CATEGORICAL_FEATURES, CLASSES, FIELDS, FIELDS_BY_NA
 from drugclf.registry import Registry
 from training.dataset import Dataset, DatasetError, load_dataset, require_trainable
 from training.evaluate import CV_FOLDS, evaluate, save_confusion_matrix
+from training.explanations import (
+    ExplanationGateError,
+    ExplanationReport,
+    build_explainer,
+    check_explainer,
+    explanations_metadata,
+)
 from training.features import Binner, bin_one_hot
 from training.onnx_export import OPSET, input_specs, to_onnx
 from training.parity import DEFAULT_RANDOM_CASES, ParityReport, check_parity, parity_groups
@@ -83,6 +92,8 @@ class ExportResult:
     parity: ParityReport
     promoted: bool
     metadata: ArtifactMetadata
+    explanations: ExplanationReport | None = None
+    """The explanation gate's report; None when the version has no explainer."""
 
 
 def _split(dataset: Dataset, params: Params) -> tuple[pd.Index, pd.Index]:
@@ -222,30 +233,40 @@ def export_run(
 ) -> ExportResult:
     """Convert to ONNX, prove parity, publish as a new version and (by default) promote it.
 
+    The exact Shapley explainer is built over the training rows and gated beside the model
+    (``training.explanations``); a model with too many cells is published without one.
+
     Raises:
         ParityError: ONNX and scikit-learn disagree; nothing is published.
+        ExplanationGateError: the explainer does not match the model; nothing is published.
     """
     if run.record.metrics is None:
         run = evaluate_run(run, store)
     metrics = run.record.metrics
     assert metrics is not None
     pipeline = inference_pipeline(run.pipeline)
-    onnx_bytes = to_onnx(pipeline).SerializeToString()
-    report = check_parity(
-        pipeline, onnx_bytes, parity_groups(pipeline, run.dataset.features, random_cases)
-    )
+    model = to_onnx(pipeline)
+    onnx_bytes = model.SerializeToString()
+    groups = parity_groups(pipeline, run.dataset.features, random_cases)
+    report = check_parity(pipeline, onnx_bytes, groups)
     run.record.parity = report.summary
     store.save(run.record)
     if not report.passed:
         raise ParityError(report)
-
-    created = datetime.now(UTC)
-    model_sha256 = sha256_hex(onnx_bytes)
-    version = f"{created:%Y%m%d-%H%M%S}-{model_sha256[:6]}"
     test_idx = set(run.record.test_index)
     train_rows = run.dataset.features.loc[
         [i for i in run.dataset.features.index if i not in test_idx]
     ]
+    explainer = build_explainer(pipeline, model, train_rows)
+    explained: ExplanationReport | None = None
+    if not isinstance(explainer, str):
+        explained = check_explainer(explainer, onnx_bytes, groups)
+        if not explained.passed:
+            raise ExplanationGateError(explained)
+
+    created = datetime.now(UTC)
+    model_sha256 = sha256_hex(onnx_bytes)
+    version = f"{created:%Y%m%d-%H%M%S}-{model_sha256[:6]}"
     binners = {
         name: step
         for name, step, _ in pipeline.named_steps["features"].transformers_
@@ -275,10 +296,19 @@ def export_run(
         parity=report.summary,
         training_distribution=training_distribution(train_rows),
         model_sha256=model_sha256,
+        explanations=(
+            None
+            if isinstance(explainer, str) or explained is None
+            else explanations_metadata(explainer, explained)
+        ),
+        explanations_skipped=explainer if isinstance(explainer, str) else None,
     )
     staging = registry.staging_dir()
     try:
         (staging / MODEL_FILE).write_bytes(onnx_bytes)
+        if not isinstance(explainer, str):
+            (staging / EXPLAINER_FILE).write_bytes(explainer.onnx_bytes)
+            (staging / BACKGROUND_FILE).write_bytes(explainer.background_csv)
         save_confusion_matrix(
             metrics.confusion_matrix,
             staging / CONFUSION_MATRIX_FILE,
@@ -294,4 +324,11 @@ def export_run(
     run.record.exported_version = version
     run.record.promoted = promote
     store.save(run.record)
-    return ExportResult(version=version, path=path, parity=report, promoted=promote, metadata=meta)
+    return ExportResult(
+        version=version,
+        path=path,
+        parity=report,
+        promoted=promote,
+        metadata=meta,
+        explanations=explained,
+    )

@@ -11,7 +11,14 @@ import onnxruntime as ort
 import pytest
 from sklearn.pipeline import Pipeline
 
-from drugclf.artifact import CONFUSION_MATRIX_FILE, MODEL_FILE, BinningStrategy, read_metadata
+from drugclf.artifact import (
+    BACKGROUND_FILE,
+    CONFUSION_MATRIX_FILE,
+    EXPLAINER_FILE,
+    MODEL_FILE,
+    BinningStrategy,
+    read_metadata,
+)
 from drugclf.contract import CLASSES, FEATURE_NAMES
 from drugclf.registry import Registry
 from training.onnx_export import to_onnx
@@ -30,6 +37,8 @@ def test_export_publishes_a_complete_self_describing_version(exported: Exported)
         MODEL_FILE,
         "metadata.json",
         CONFUSION_MATRIX_FILE,
+        EXPLAINER_FILE,
+        BACKGROUND_FILE,
     }
     meta = read_metadata(folder)
     assert meta.classes == list(CLASSES)
