@@ -76,8 +76,9 @@ CMD ["python", "-m", "training", "full", "--data", "data/drug200.csv", "--artifa
 FROM uv AS serve-env
 
 # The test suites that wheels ship are never imported by a server: drop them so the runtime
-# layer carries only what runs (docs/docker.md, "Size").
-RUN uv sync --frozen --no-dev --extra serve --no-install-project --no-editable \
+# layer carries only what runs (docs/docker.md, "Size"). The `postgres` extra (psycopg) lets
+# several replicas share one prediction log (deploy/k8s); SQLite needs nothing more.
+RUN uv sync --frozen --no-dev --extra serve --extra postgres --no-install-project --no-editable \
  && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
 
 # Only the packages the server imports: the feature contract (drugclf) and serving.
@@ -85,7 +86,7 @@ RUN uv sync --frozen --no-dev --extra serve --no-install-project --no-editable \
 COPY README.md ./
 COPY drugclf/ drugclf/
 COPY serving/ serving/
-RUN uv sync --frozen --no-dev --extra serve --no-editable \
+RUN uv sync --frozen --no-dev --extra serve --extra postgres --no-editable \
  && rm -f /opt/venv/bin/drugclf-train
 
 # --------------------------------------------------------------------------------------------
