@@ -16,6 +16,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from litestar import Litestar, Router
 
 from drugclf.registry import Registry
+from serving.explain.routes import ExplainController
+from serving.explain.service import ExplanationService
 from serving.http import logs
 from serving.http.auth import AccessPolicy
 from serving.http.exceptions import exception_handlers
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> Litestar:
         holder, codec, metrics, predlog, micro_batching=settings.micro_batching
     )
     lifecycle = Lifecycle(settings, holder.registry)
+    explanations = ExplanationService(holder, codec)
     access = AccessPolicy(
         settings.admin_token,
         read_token=settings.read_token,
@@ -84,6 +87,7 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[
             PredictionController,
+            ExplainController,
             Router(
                 "/",
                 route_handlers=[LifecycleController],
@@ -98,6 +102,7 @@ def create_app(settings: Settings) -> Litestar:
             metrics,
             predlog,
             predictions,
+            explanations,
             lifecycle,
             access,
             Monitor.over(predlog, holder),

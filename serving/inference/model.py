@@ -21,15 +21,18 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from drugclf.artifact import (
+    EXPLAINER_FILE,
     LABEL_OUTPUT,
     MODEL_FILE,
     PROBABILITIES_OUTPUT,
     ArtifactError,
     ArtifactMetadata,
+    read_explainer,
     read_metadata,
     read_model,
 )
 from drugclf.contract import CLASSES, FEATURE_NAMES, FIELDS, SAMPLE_PATIENT, Patient
+from serving.inference.explainer import Explainer
 from serving.settings import OrtThreads
 
 logger = logging.getLogger(__name__)
@@ -72,6 +75,22 @@ def _capped(probabilities: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return probabilities
 
 
+def columns(patients: Sequence[Patient]) -> dict[str, npt.NDArray[Any]]:
+    """The graph inputs for a batch: one [N, 1] column per feature.
+
+    Flat columns reshaped to [N, 1]: numpy fills them in one pass, where nested [[value]]
+    lists would build a list per patient and convert each.
+    """
+    n = len(patients)
+    return {
+        "Age": np.fromiter([p.Age for p in patients], np.int64, n).reshape(n, 1),
+        "Sex": np.array([p.Sex for p in patients], dtype=object).reshape(n, 1),
+        "BP": np.array([p.BP for p in patients], dtype=object).reshape(n, 1),
+        "Cholesterol": np.array([p.Cholesterol for p in patients], dtype=object).reshape(n, 1),
+        "Na_to_K": np.fromiter([p.Na_to_K for p in patients], np.float64, n).reshape(n, 1),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Predictions:
     """Labels and per-class probabilities (columns in ``DrugModel.classes`` order)."""
@@ -90,8 +109,11 @@ class DrugModel:
         path: Path,
         *,
         threads: OrtThreads | None = None,
+        explainer: Explainer | None = None,
     ) -> None:
         self.session = session
+        self.explainer = explainer
+        """Exact Shapley values of this version (None: exported without them)."""
         self.threads = threads or OrtThreads()
         # Looked up once: the process's pool for the slices beyond the first.
         self._pool = (
@@ -124,22 +146,23 @@ class DrugModel:
             )
         session = _session(read_model(version_dir, metadata), model_path, threads.per_call)
         _check_session(session, metadata, model_path)
-        model = cls(session, metadata, version_dir, threads=threads)
-        model.predict([SAMPLE_PATIENT])  # fail at load, not on the first request
+        explainer_bytes = read_explainer(version_dir, metadata)
+        explainer = None
+        if explainer_bytes is not None:
+            explainer_path = version_dir / EXPLAINER_FILE
+            explainer = Explainer(_session(explainer_bytes, explainer_path, 1), metadata)
+            _check_session(explainer.session, metadata, explainer_path, model_outputs=False)
+        model = cls(session, metadata, version_dir, threads=threads, explainer=explainer)
+        # Fail at load, not on the first request.
+        sample = model.predict([SAMPLE_PATIENT])
+        if explainer is not None:
+            explainer.check(columns([SAMPLE_PATIENT]), sample.probabilities, version_dir)
         return model
 
     def predict(self, patients: Sequence[Patient]) -> Predictions:
         """Predict a batch in one onnxruntime call (the order of ``patients`` is kept)."""
-        # Flat columns reshaped to [N, 1]: numpy fills them in one pass, where nested [[value]]
-        # lists would build a list per patient and convert each.
         n = len(patients)
-        feeds = {
-            "Age": np.fromiter([p.Age for p in patients], np.int64, n).reshape(n, 1),
-            "Sex": np.array([p.Sex for p in patients], dtype=object).reshape(n, 1),
-            "BP": np.array([p.BP for p in patients], dtype=object).reshape(n, 1),
-            "Cholesterol": np.array([p.Cholesterol for p in patients], dtype=object).reshape(n, 1),
-            "Na_to_K": np.fromiter([p.Na_to_K for p in patients], np.float64, n).reshape(n, 1),
-        }
+        feeds = columns(patients)
         parts = min(self.threads.large_batch, n)  # never an empty slice
         if parts > 1 and n >= self.threads.large_batch_rows:
             labels, probabilities = self._run_in_parts(feeds, n, parts)
@@ -244,8 +267,13 @@ def _check_metadata(metadata: ArtifactMetadata, where: Path) -> None:
 
 
 def _check_session(
-    session: ort.InferenceSession, metadata: ArtifactMetadata, model_path: Path
+    session: ort.InferenceSession,
+    metadata: ArtifactMetadata,
+    model_path: Path,
+    *,
+    model_outputs: bool = True,
 ) -> None:
+    """The graph's inputs are the metadata's; with ``model_outputs``, the model's outputs too."""
     graph_inputs = {i.name: i for i in session.get_inputs()}
     declared = {i.name: i.element_type for i in metadata.inputs}
     if set(graph_inputs) != set(declared):
@@ -264,6 +292,8 @@ def _check_session(
             raise ArtifactError(
                 f"{model_path}: graph input {name} has shape {node.shape}, not [N, 1]"
             )
+    if not model_outputs:
+        return
     outputs = {o.name: o for o in session.get_outputs()}
     if LABEL_OUTPUT not in outputs or PROBABILITIES_OUTPUT not in outputs:
         raise ArtifactError(

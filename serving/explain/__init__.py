@@ -1,0 +1,1 @@
+"""Exact Shapley explanations: ``POST /explain`` and ``GET /model/explanations``."""
