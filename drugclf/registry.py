@@ -9,6 +9,7 @@ Layout of the artifacts directory::
         confusion_matrix.png
       current -> 20261127-101500-3f9a2c
       history.json                versions promoted, oldest first (for rollback)
+      routing.json                the traffic policy, if any (``drugclf.routing``)
 
 ``current`` is a relative symlink replaced atomically (new link, then ``rename``), so a reader
 sees the old or the new version, never a half-written one. The CLI and the HTTP endpoints use
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 CURRENT: Final = "current"
 HISTORY_FILE: Final = "history.json"
+POLICY_FILE: Final = "routing.json"
+"""The traffic policy (``drugclf.routing``); its primary is always the ``current`` version."""
 VERSION_PATTERN: Final = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6,}$")
 
 
@@ -211,6 +214,33 @@ class Registry:
         tmp.unlink(missing_ok=True)
         os.symlink(version, tmp)
         os.replace(tmp, self.current_link)
+        self._end_policy(version)
+
+    def _end_policy(self, version: str) -> None:
+        """Remove a traffic policy whose primary is no longer ``current`` (promote, rollback).
+
+        Moving ``current`` ends the experiment: its candidates were measured against the old
+        primary. Workers never apply a policy whose primary they do not serve, so the moment
+        between the two steps is safe.
+        """
+        path = self.root / POLICY_FILE
+        try:
+            policy = msgspec.json.decode(path.read_bytes())
+        except FileNotFoundError:
+            return
+        except msgspec.DecodeError:
+            policy = None
+        primary = policy.get("primary") if isinstance(policy, dict) else None
+        if primary == version:
+            return
+        path.unlink(missing_ok=True)
+        logger.warning(
+            "the traffic policy of primary %s ended: %s is current now, and serves alone "
+            "(set a new policy to test candidates against it)",
+            primary,
+            version,
+            extra={"model_version": version},
+        )
 
     def _write_history(self, history: list[str]) -> None:
         tmp = self.root / f".{HISTORY_FILE}.{os.getpid()}.tmp"

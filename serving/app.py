@@ -18,6 +18,10 @@ from litestar import Litestar, Router
 from drugclf.registry import Registry
 from serving.explain.routes import ExplainController
 from serving.explain.service import ExplanationService
+from serving.experiments.router import TrafficRouter
+from serving.experiments.routes import RoutingController
+from serving.experiments.service import Experiments
+from serving.experiments.shadows import ShadowQueue
 from serving.http import logs
 from serving.http.auth import AccessPolicy
 from serving.http.exceptions import exception_handlers
@@ -51,8 +55,10 @@ def create_app(settings: Settings) -> Litestar:
     )
     codec = PatientCodec(settings.max_batch_size)
     predlog = prediction_log(settings, metrics.registry)  # None when turned off
+    shadows = ShadowQueue(metrics, predlog, metrics.registry, settings.shadow_queue_size)
+    router = TrafficRouter(holder.registry, holder, shadows)
     predictions = PredictionService(
-        holder, codec, metrics, predlog, micro_batching=settings.micro_batching
+        holder, codec, metrics, predlog, micro_batching=settings.micro_batching, chooser=router
     )
     lifecycle = Lifecycle(settings, holder.registry)
     explanations = ExplanationService(holder, codec)
@@ -80,6 +86,8 @@ def create_app(settings: Settings) -> Litestar:
             if predlog is not None:
                 # Exit flushes and joins the writer: nothing accepted is lost on SIGTERM.
                 await stack.enter_async_context(predlog.running())
+            # After the log: it stops first, so no shadow answer is recorded into a stopped log.
+            await stack.enter_async_context(router.running(settings.reload_interval))
             await stack.enter_async_context(lifecycle.running())
             access.announce()
             yield
@@ -94,6 +102,7 @@ def create_app(settings: Settings) -> Litestar:
                 request_max_body_size=settings.retrain_max_upload_bytes,
             ),
             MonitoringController,
+            RoutingController,
             UiController,
             static_router(),
         ],
@@ -104,6 +113,7 @@ def create_app(settings: Settings) -> Litestar:
             predictions,
             explanations,
             lifecycle,
+            Experiments(holder.registry, router),
             access,
             Monitor.over(predlog, holder),
             RenderedPages(settings, access),

@@ -74,6 +74,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Largest request body accepted, in bytes (413 above it)."""
     reload_interval: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     """Seconds between checks of ``artifacts/current`` for a new model (0 disables hot reload)."""
+    shadow_queue_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    """Answered requests a worker holds for the traffic policy's shadow versions; beyond it a
+    request is not shadowed (counted in ``drugclf_shadow_skipped_total``). The policy file is
+    checked every ``reload_interval`` seconds too."""
     ort_intra_op_threads: Annotated[int, msgspec.Meta(ge=1)] = 1
     """onnxruntime intra-op threads per session; 1 because each core already runs a worker."""
     ort_large_batch_threads: Annotated[int, msgspec.Meta(ge=1)] = 2

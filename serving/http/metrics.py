@@ -76,6 +76,21 @@ class ServerMetrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self.version_predictions = Counter(
+            "drugclf_version_predictions",
+            "Predictions (patients) by model version and role (primary, candidate, shadow).",
+            ["version", "role"],
+            registry=self.registry,
+        )
+        self.version_latency = Histogram(
+            "drugclf_version_prediction_duration_seconds",
+            "Time from decoded request to answer (shadows: their model call), by model version "
+            "and role.",
+            ["version", "role"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._by_version: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._refused: str | None = None
         # Resolve the labelled children once: `labels()` costs a dict lookup and a lock.
         self._by_class = {c: self.predictions.labels(c) for c in CLASSES}
@@ -105,6 +120,18 @@ class ServerMetrics:
         child = self._by_class.get(label)
         if child is not None:
             child.inc()
+
+    def observe_version(self, version: str, role: str, rows: int, seconds: float) -> None:
+        """Count a request's predictions and its latency for the version and role that made them."""
+        key = (version, role)
+        pair = self._by_version.get(key)
+        if pair is None:
+            pair = self._by_version[key] = (
+                self.version_predictions.labels(version, role),
+                self.version_latency.labels(version, role),
+            )
+        pair[0].inc(rows)
+        pair[1].observe(seconds)
 
     def set_refused(self, version: str | None) -> None:
         """Mark ``version`` as refused (None: nothing is refused any more); counts a refusal."""

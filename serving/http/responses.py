@@ -15,16 +15,21 @@ JSON_CONTENT_TYPE: Final = (b"content-type", b"application/json")
 
 
 class RawResponse:
-    """Already-encoded body bytes with a status and a content type."""
+    """Already-encoded body bytes with a status, a content type and any other headers."""
 
-    __slots__ = ("body", "content_type", "status")
+    __slots__ = ("body", "content_type", "headers", "status")
 
     def __init__(
-        self, body: bytes, status: int = 200, content_type: tuple[bytes, bytes] = JSON_CONTENT_TYPE
+        self,
+        body: bytes,
+        status: int = 200,
+        content_type: tuple[bytes, bytes] = JSON_CONTENT_TYPE,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         self.body = body
         self.status = status
         self.content_type = content_type
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the start message (status, content type and length) and the body."""
@@ -32,7 +37,11 @@ class RawResponse:
             {
                 "type": "http.response.start",
                 "status": self.status,
-                "headers": [self.content_type, (b"content-length", b"%d" % len(self.body))],
+                "headers": [
+                    self.content_type,
+                    (b"content-length", b"%d" % len(self.body)),
+                    *self.headers,
+                ],
             }
         )
         await send({"type": "http.response.body", "body": self.body, "more_body": False})

@@ -6,7 +6,8 @@ dwarfs the cost of one more row (docs/serving.md, "Why it is fast"). Under concu
 patient to a pending list, the first also schedules one flush with ``call_soon``. The flush
 runs after every request already ready in that iteration has been queued, so a lone request
 waits for nothing (one loop iteration) and a burst is answered by one ``session.run``.
-Nothing here sleeps or waits for a timer.
+Nothing here sleeps or waits for a timer. A request a traffic policy sends to another version
+waits with that version's patients: one call never mixes versions.
 """
 
 from __future__ import annotations
@@ -31,16 +32,23 @@ class MicroBatcher:
     def __init__(self, current_model: Callable[[], DrugModel], max_batch: int = 256) -> None:
         self._current_model = current_model
         self._max_batch = max_batch
-        self._patients: list[Patient] = []
-        self._futures: list[asyncio.Future[Answer]] = []
+        # Waiting patients by the model chosen for them (None: the current one at flush time).
+        self._pending: dict[DrugModel | None, tuple[list[Patient], list[asyncio.Future[Answer]]]]
+        self._pending = {}
         self._scheduled = False
 
-    async def predict(self, patient: Patient) -> Answer:
-        """The model that answered and this patient's one-row ``Predictions``."""
+    async def predict(self, patient: Patient, model: DrugModel | None = None) -> Answer:
+        """The model that answered and this patient's one-row ``Predictions``.
+
+        ``model``: the version a traffic policy chose (None: the current model).
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
-        self._patients.append(patient)
-        self._futures.append(future)
+        waiting = self._pending.get(model)
+        if waiting is None:
+            waiting = self._pending[model] = ([], [])
+        waiting[0].append(patient)
+        waiting[1].append(future)
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -48,17 +56,23 @@ class MicroBatcher:
 
     def _flush(self) -> None:
         self._scheduled = False
-        patients, futures = self._patients, self._futures
-        self._patients, self._futures = [], []
-        for start in range(0, len(patients), self._max_batch):
-            self._run(
-                patients[start : start + self._max_batch],
-                futures[start : start + self._max_batch],
-            )
+        pending, self._pending = self._pending, {}
+        for chosen, (patients, futures) in pending.items():
+            for start in range(0, len(patients), self._max_batch):
+                self._run(
+                    chosen,
+                    patients[start : start + self._max_batch],
+                    futures[start : start + self._max_batch],
+                )
 
-    def _run(self, patients: list[Patient], futures: list[asyncio.Future[Answer]]) -> None:
+    def _run(
+        self,
+        chosen: DrugModel | None,
+        patients: list[Patient],
+        futures: list[asyncio.Future[Answer]],
+    ) -> None:
         try:
-            model = self._current_model()
+            model = chosen if chosen is not None else self._current_model()
             if len(patients) == 1:
                 results = [model.predict_one(patients[0])]
             else:

@@ -9,16 +9,16 @@ one logged error and the old model keeps serving.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio.to_thread
 
 from drugclf.artifact import ArtifactError
 from drugclf.registry import Registry
+from serving.inference import background
 from serving.inference.model import DrugModel
 from serving.settings import OrtThreads
 
@@ -108,25 +108,6 @@ class ModelHolder:
         )
         return True
 
-    async def watch(self, interval: float) -> None:
-        """Poll ``current`` every ``interval`` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.refresh()
-            except Exception:  # a reload bug must never kill the watcher of a serving worker
-                logger.exception("model reload check failed")
-
-    @contextlib.asynccontextmanager
-    async def watching(self, interval: float) -> AsyncIterator[None]:
-        """Run ``watch`` in the background for the duration of the block (0 disables it)."""
-        if interval <= 0:
-            yield
-            return
-        task = asyncio.create_task(self.watch(interval), name="drugclf-model-reload")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def watching(self, interval: float) -> contextlib.AbstractAsyncContextManager[None]:
+        """Poll ``current`` every ``interval`` seconds for the duration of the block (0: never)."""
+        return background.polling(interval, self.refresh, "model reload check")

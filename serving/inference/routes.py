@@ -36,6 +36,8 @@ from serving.inference.schemas import (
 from serving.inference.service import PredictionService
 
 METRICS_CONTENT_TYPE: Final = (b"content-type", CONTENT_TYPE_LATEST.encode())
+MODEL_VERSION_HEADER: Final = b"x-model-version"
+"""Names the version that answered (a traffic policy may pick another than the served one)."""
 
 
 class PredictionController(Controller):
@@ -90,15 +92,18 @@ class PredictionController(Controller):
         """Predict the drug class of one patient, or of a batch in one model call.
 
         The body is a patient object or an array of them. The answer carries the version of
-        the model that produced it.
+        the model that produced it, in each `model_version` and the `x-model-version` header:
+        with a traffic policy (`/routing`) a candidate may answer; a batch goes to one version.
         """
         scope = request.scope
         check_json_content_type(scope["headers"])
         state = scope["state"]
         predictions = service(request.app.state, PredictionService)
-        answer = await predictions.answer_json(await request.body(), state.get("request_id"))
+        answer = await predictions.answer_json(
+            await request.body(), state.get("request_id"), scope["headers"]
+        )
         state["model_version"] = answer.model_version
-        return RawResponse(answer.body)
+        return RawResponse(answer.body, headers=((MODEL_VERSION_HEADER, answer.version_bytes),))
 
     @get(
         "/model/info",

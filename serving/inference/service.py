@@ -8,8 +8,8 @@ HTTP: it is built and tested without a server.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,10 @@ from serving.inference.holder import ModelHolder
 from serving.inference.model import DrugModel, Predictions
 from serving.inference.schemas import HealthResponse, ModelInfoResponse, ReadyResponse
 
+Role = Literal["primary", "candidate", "shadow"]
+"""Why a version predicted: it answered as the primary or as a candidate, or listened."""
+Headers = Iterable[tuple[bytes, bytes]]
+
 
 class PredictionRecorder(Protocol):
     """Where answered requests go (the prediction log); inference does not depend on it."""
@@ -35,8 +39,36 @@ class PredictionRecorder(Protocol):
         labels: Sequence[str],
         probabilities: npt.NDArray[np.float32],
         started: float,
+        role: Role = "primary",
     ) -> None:
         """Keep one request's answers (``body`` is the JSON the codec accepted)."""
+
+
+class Choice:
+    """The version a traffic policy chose for one request, and what listens after the answer."""
+
+    __slots__ = ("model", "role", "shadows")
+
+    def __init__(self, model: DrugModel, role: Role, shadows: tuple[DrugModel, ...] = ()) -> None:
+        self.model = model
+        self.role = role
+        self.shadows = shadows
+
+
+class ModelChooser(Protocol):
+    """Which model answers a request: the traffic policy (``serving.experiments``) plugs in here."""
+
+    def choose(self, headers: Headers) -> Choice | None:
+        """The version for a request with these headers (None: the served model, no policy)."""
+
+    def after_answer(
+        self,
+        choice: Choice,
+        patients: Patient | list[Patient],
+        body: bytes,
+        request_id: str | None,
+    ) -> None:
+        """Queue the request for ``choice.shadows`` once it is answered (never blocks)."""
 
 
 class Answer:
@@ -47,6 +79,11 @@ class Answer:
     def __init__(self, body: bytes, model_version: str) -> None:
         self.body = body
         self.model_version = model_version
+
+    @property
+    def version_bytes(self) -> bytes:
+        """The version as a header value."""
+        return self.model_version.encode()
 
 
 def model_info(model: DrugModel, refused: str | None = None) -> ModelInfoResponse:
@@ -85,6 +122,8 @@ class PredictionService:
         metrics: predictions are counted by class.
         recorder: the prediction log, or None when it is off.
         micro_batching: let concurrent single-patient requests share one model call.
+        chooser: the traffic policy that picks a version per request (None: always the served
+            model).
     """
 
     def __init__(
@@ -95,11 +134,13 @@ class PredictionService:
         recorder: PredictionRecorder | None = None,
         *,
         micro_batching: bool = True,
+        chooser: ModelChooser | None = None,
     ) -> None:
         self.holder = holder
         self.codec = codec
         self.metrics = metrics
         self.recorder = recorder
+        self.chooser = chooser
         self._batcher = MicroBatcher(lambda: self.model) if micro_batching else None
         self._info: dict[tuple[str, str | None], bytes] = {}
 
@@ -115,23 +156,48 @@ class PredictionService:
             raise ModelUnavailableError("no model is loaded yet")
         return model
 
-    async def predict(self, patients: Patient | list[Patient]) -> tuple[DrugModel, Predictions]:
-        """Predict one patient (micro-batched) or a batch, and count the predicted classes."""
+    def choose(self, headers: Headers) -> Choice | None:
+        """The version the traffic policy picks for a request (None: the served model)."""
+        return self.chooser.choose(headers) if self.chooser is not None else None
+
+    async def predict(
+        self, patients: Patient | list[Patient], chosen: DrugModel | None = None
+    ) -> tuple[DrugModel, Predictions]:
+        """Predict one patient (micro-batched) or a batch, and count the predicted classes.
+
+        ``chosen``: the version ``choose`` picked (None: the served model). A batch goes to one
+        version, and the micro-batcher never mixes versions in one call.
+        """
         if isinstance(patients, Patient):
             if self._batcher is not None:
-                model, result = await self._batcher.predict(patients)
+                model, result = await self._batcher.predict(patients, chosen)
             else:
-                model = self.model
+                model = chosen or self.model
                 result = model.predict_one(patients)
             self.metrics.observe_prediction(result.labels[0])
         else:
-            model = self.model
+            model = chosen or self.model
             result = model.predict(patients)
             self.metrics.observe_predictions(result.labels)
         return model, result
 
-    async def answer_json(self, body: bytes, request_id: str | None) -> Answer:
+    def answered(
+        self,
+        choice: Choice | None,
+        patients: Patient | list[Patient],
+        body: bytes,
+        request_id: str | None,
+    ) -> None:
+        """After an answer: queue it for the policy's shadows (any protocol calls this)."""
+        if choice is not None and choice.shadows and self.chooser is not None:
+            self.chooser.after_answer(choice, patients, body, request_id)
+
+    async def answer_json(
+        self, body: bytes, request_id: str | None, headers: Headers = ()
+    ) -> Answer:
         """The JSON answer to a JSON request body (one patient or an array), logged.
+
+        ``headers`` carry the traffic policy's sticky key, if it has one.
 
         Raises:
             MalformedBodyError, BatchSizeError, InvalidInputError: the body is refused.
@@ -139,17 +205,24 @@ class PredictionService:
         """
         started = time.perf_counter()
         patients = self.codec.decode(body)
-        model, result = await self.predict(patients)
+        choice = self.choose(headers) if self.chooser is not None else None
+        model, result = await self.predict(patients, choice.model if choice else None)
         if isinstance(patients, Patient):
             encoded = self.codec.encode_one(
                 result.labels[0], result.probabilities[0], model.version
             )
         else:
             encoded = self.codec.encode_many(result.labels, result.probabilities, model.version)
+        role: Role = choice.role if choice is not None else "primary"
+        self.metrics.observe_version(
+            model.version, role, len(result.labels), time.perf_counter() - started
+        )
         if self.recorder is not None:
             self.recorder.record(
-                request_id, model.version, body, result.labels, result.probabilities, started
+                request_id, model.version, body, result.labels, result.probabilities, started, role
             )
+        if choice is not None and choice.shadows:
+            self.answered(choice, patients, body, request_id)
         return Answer(encoded, model.version)
 
     def model_info(self) -> bytes:

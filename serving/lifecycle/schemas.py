@@ -21,6 +21,7 @@ from drugclf.artifact import (
     Seed,
     TestSize,
 )
+from drugclf.routing import RoutingPolicy
 
 DEFAULTS: Final = Params()
 
@@ -157,3 +158,6 @@ class SwitchReply(msgspec.Struct, frozen=True):
     current_version: str
     previous_version: str | None
     status: Literal["success"] = "success"
+    ended_policy: RoutingPolicy | None = None
+    """The traffic policy this switch removed (its primary was the previous version: a new
+    ``current`` serves alone until a new policy is set). None: there was none to end."""

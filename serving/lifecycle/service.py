@@ -16,8 +16,10 @@ from typing import Final
 
 import anyio.to_thread
 
+from drugclf import routing
 from drugclf.artifact import CONFUSION_MATRIX_FILE, ArtifactError
 from drugclf.registry import Registry, RegistryError
+from drugclf.routing import PolicyError, RoutingPolicy
 from serving.http.errors import ErrorExample, NotFoundError, ServingError, VersionNotFoundError
 from serving.http.validation import shown
 from serving.inference.model import DrugModel
@@ -158,6 +160,7 @@ class Lifecycle:
         """
         registry = self.registry
         previous = registry.current_version()
+        policy = self._policy()
         if version not in registry.versions():
             raise VersionNotFoundError(f"no published version {shown(version)}", field="version")
         folder = registry.version_dir(version)
@@ -170,7 +173,20 @@ class Lifecycle:
             raise VersionNotServableError(
                 f"version {version} cannot be served: {_relative(exc, folder)}", field="version"
             ) from None
-        return SwitchReply(current_version=version, previous_version=previous)
+        return self._switched(version, previous, policy)
+
+    def _policy(self) -> RoutingPolicy | None:
+        try:
+            return routing.read(self.registry)
+        except PolicyError:
+            return None
+
+    def _switched(
+        self, version: str, previous: str | None, policy: RoutingPolicy | None
+    ) -> SwitchReply:
+        """The reply to a switch, naming the traffic policy it ended (the registry ends it)."""
+        ended = policy if policy is not None and self._policy() is None else None
+        return SwitchReply(current_version=version, previous_version=previous, ended_policy=ended)
 
     def rollback(self) -> SwitchReply:
         """Make the version that was current before this one current again.
@@ -179,6 +195,7 @@ class Lifecycle:
             NothingToRollBackError: no earlier promoted version is still published.
         """
         previous = self.registry.current_version()
+        policy = self._policy()
         try:
             version = self.registry.rollback()
         except RegistryError as exc:
@@ -187,7 +204,7 @@ class Lifecycle:
             raise VersionNotServableError(
                 f"the previous version cannot be served: {_relative(exc, self.registry.root)}"
             ) from None
-        return SwitchReply(current_version=version, previous_version=previous)
+        return self._switched(version, previous, policy)
 
     def confusion_matrix(self, version: str) -> bytes:
         """The PNG confusion matrix (test split) of a published version.

@@ -157,6 +157,7 @@ def to_record(row: tuple[Any, ...]) -> PredictionRecord:
         inputs=None if inputs[0] is None else RecordedInputs(*inputs),
         probabilities=None if probs[0] is None else dict(zip(CLASSES, probs, strict=True)),
         worker=values[COLUMNS.index("worker")],
+        role=values[COLUMNS.index("role")] or "primary",
     )
 
 

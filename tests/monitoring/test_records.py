@@ -36,7 +36,7 @@ def test_one_patient_and_a_batch_of_one_give_the_same_row() -> None:
     assert len(row) == len(COLUMNS)
     assert row[7:12] == msgspec.structs.astuple(PATIENT)
     assert row[12:17] == tuple(float(p) for p in PROBS[0])  # float32 values, exactly
-    assert row[-1] == "w"
+    assert row[-2:] == ("w", "primary")  # the worker, then the role (last, added later)
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,7 @@ def test_promote_then_rollback_switch_what_is_served(
         "current_version": OTHER,
         "previous_version": first,
         "status": "success",
+        "ended_policy": None,  # no traffic policy to end
     }
     assert served_version(client, OTHER) == OTHER
     back = client.post("/models/rollback", headers=AUTH)

@@ -133,6 +133,8 @@ def test_admin_routes_declare_the_bearer_scheme(document: dict[str, Any]) -> Non
         ("/retrain", "POST"),
         ("/models/{version}/promote", "POST"),
         ("/models/rollback", "POST"),
+        ("/routing", "PUT"),
+        ("/routing", "DELETE"),
     }
 
 

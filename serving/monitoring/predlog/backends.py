@@ -24,6 +24,11 @@ import msgspec
 from serving.monitoring.predlog.records import COLUMNS, REQUEST_COLUMNS, Row
 
 TABLE: Final = "predictions"
+FEEDBACK_TABLE: Final = "feedback"
+"""Ground-truth labels sent with ``POST /feedback``: one per patient of an answered request."""
+ADDED_COLUMNS: Final = {"role": "TEXT"}
+"""Columns later versions added to the table: added to an older log when it is opened (their
+rows are NULL there, read as the default: ``role`` NULL is ``primary``)."""
 SPOOL_TABLE: Final = "prediction_log_spool"
 """How far the database has each spool segment: updated in the transaction that adds its rows."""
 # Any 64-bit number: serialises concurrent schema creation by several workers on PostgreSQL.
@@ -82,6 +87,7 @@ def _column_ddl(id_ddl: str, real: str) -> str:
         "predicted": "TEXT NOT NULL",
         "latency_ms": f"{real} NOT NULL",
         "na_to_k": real,
+        **ADDED_COLUMNS,
         **_INPUT_SQL_TYPES,
     }
     columns = [f"id {id_ddl}"] + [f"{name} {types.get(name, real)}" for name in COLUMNS]
@@ -165,13 +171,28 @@ class Backend:
             f"DROP INDEX IF EXISTS {TABLE}_version_ts",
             f"CREATE TABLE IF NOT EXISTS {SPOOL_TABLE} "
             "(segment TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {FEEDBACK_TABLE} (request_id TEXT NOT NULL, "
+            f"batch_index INTEGER NOT NULL, label TEXT NOT NULL, ts {self.real_type} NOT NULL, "
+            "PRIMARY KEY (request_id, batch_index))",
         ]
+
+    def table_columns(self, conn: Connection) -> set[str]:  # pragma: no cover - abstract
+        """The columns the predictions table has now."""
+        raise NotImplementedError
+
+    def add_missing_columns(self, conn: Connection) -> None:
+        """Bring a log an older version created up to date (no commit)."""
+        present = self.table_columns(conn)
+        for name, sql_type in ADDED_COLUMNS.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN {name} {sql_type}")
 
     def create_schema(self) -> None:
         """Create the table (safe to call from several processes at once)."""
         with self.session() as conn:
             for statement in self.schema_statements():
                 conn.execute(statement)
+            self.add_missing_columns(conn)
             conn.commit()
 
     @contextlib.contextmanager
@@ -269,6 +290,14 @@ class Backend:
             params.append(filters.predicted)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
+    def where(self, filters: Filters) -> tuple[str, list[Any]]:
+        """The WHERE clause (with its parameters) of ``filters``, for reads built elsewhere."""
+        return self._where(filters)
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run one read on a short-lived connection (``placeholder`` marks parameters)."""
+        return self._fetch(sql, params)
+
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.session() as conn:
             rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
@@ -354,6 +383,12 @@ class SqliteBackend(Backend):
         """Whole hours since the epoch (``ts`` is positive, so a cast truncates)."""
         return "CAST(ts / 3600 AS INTEGER)"
 
+    def table_columns(self, conn: Connection) -> set[str]:
+        """The predictions table's columns (SQLite's table_info)."""
+        sql = f"SELECT name FROM pragma_table_info('{TABLE}')"  # noqa: S608 - our constant
+        rows = conn.execute(sql).fetchall()
+        return {str(name) for (name,) in rows}
+
     def insert_requests(self, conn: Connection, requests: Sequence[Sequence[Row]]) -> None:
         """Insert in order; each full chunk of one request binds the shared columns once.
 
@@ -387,8 +422,11 @@ class SqliteBackend(Backend):
             try:
                 with self.session() as conn:
                     conn.execute("PRAGMA journal_mode=WAL")
+                    # One writer at a time from here: two workers never add a column twice.
+                    conn.execute("BEGIN IMMEDIATE")
                     for statement in self.schema_statements():
                         conn.execute(statement)
+                    self.add_missing_columns(conn)
                     conn.commit()
                 return
             except sqlite3.OperationalError as exc:
@@ -430,6 +468,15 @@ class PostgresBackend(Backend):
         """Whole hours since the epoch."""
         return "CAST(FLOOR(ts / 3600) AS BIGINT)"
 
+    def table_columns(self, conn: Connection) -> set[str]:
+        """The predictions table's columns (information_schema, this schema's table)."""
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s",
+            (TABLE,),
+        ).fetchall()
+        return {str(name) for (name,) in rows}
+
     def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
         """COPY the rows in: several times faster than INSERTs for a batch."""
         cursor = conn.cursor()  # type: ignore[attr-defined]
@@ -443,6 +490,7 @@ class PostgresBackend(Backend):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in self.schema_statements():
                 conn.execute(statement)
+            self.add_missing_columns(conn)
             conn.commit()
 
 

@@ -262,6 +262,7 @@ class PredictionLog:
         labels: Sequence[str],
         probabilities: npt.NDArray[np.float32],
         started: float,
+        role: str = "primary",
     ) -> None:
         """Enqueue one request's predictions (``started`` is its ``time.perf_counter()``).
 
@@ -282,6 +283,7 @@ class PredictionLog:
             list(labels),
             np.asarray(probabilities, dtype=np.float32).tobytes(),
             (time.perf_counter() - started) * 1000.0,
+            role,
         )
         self._queue.append((msgspec.Raw(self._record_encoder.encode(logged)), rows))
         self._rows_in += rows

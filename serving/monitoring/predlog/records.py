@@ -28,8 +28,17 @@ COLUMNS: Final = (
     *INPUT_COLUMNS,
     *PROBABILITY_COLUMNS,
     "worker",
+    "role",
 )
-REQUEST_COLUMNS: Final = ("ts", "request_id", "batch_size", "model_version", "latency_ms", "worker")
+REQUEST_COLUMNS: Final = (
+    "ts",
+    "request_id",
+    "batch_size",
+    "model_version",
+    "latency_ms",
+    "worker",
+    "role",
+)
 """The columns every row of one request shares (the rest differ from patient to patient)."""
 _NO_INPUTS: Final = (None,) * (len(INPUT_COLUMNS) + len(PROBABILITY_COLUMNS))
 _PATIENTS: Final = msgspec.json.Decoder(Patient | list[Patient])
@@ -52,11 +61,11 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
             row of every class per patient.
     """
     ts, request_id, version = request.ts, request.request_id, request.version
-    latency_ms, labels = request.latency_ms, request.labels
+    latency_ms, labels, role = request.latency_ms, request.labels, request.role
     size = len(labels)
     if not with_inputs:
         return [
-            (ts, request_id, i, size, version, label, latency_ms, *_NO_INPUTS, worker)
+            (ts, request_id, i, size, version, label, latency_ms, *_NO_INPUTS, worker, role)
             for i, label in enumerate(labels)
         ]
     try:
@@ -81,6 +90,7 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
                 *_INPUTS(decoded),
                 *_ONE_ROW.unpack(request.probabilities),
                 worker,
+                role,
             )
         ]
     patients = decoded
@@ -102,6 +112,7 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
             *_INPUTS(p),
             *flat[i * k : i * k + k],
             worker,
+            role,
         )
         for i, (p, label) in enumerate(zip(patients, labels, strict=True))
     ]
@@ -138,3 +149,6 @@ class PredictionRecord(msgspec.Struct, frozen=True):
     probabilities: dict[str, float] | None
     worker: str | None
     """The process that answered (host:pid)."""
+    role: str = "primary"
+    """Why this version predicted: ``primary`` or ``candidate`` (it answered; see the traffic
+    policy) or ``shadow`` (it listened after the answer: never returned)."""

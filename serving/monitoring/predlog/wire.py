@@ -51,6 +51,9 @@ class LoggedRequest(msgspec.Struct, array_like=True, frozen=True, gc=False):
     probabilities: bytes
     """float32, one row per patient, the classes in the contract's order."""
     latency_ms: float
+    role: str = "primary"
+    """primary, candidate or shadow (``serving.inference.service.Role``); last and defaulted,
+    so the frames an older worker spooled still decode."""
 
 
 ReportKind = Literal[

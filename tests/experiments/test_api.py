@@ -1,0 +1,127 @@
+"""The routes in process: /routing admin, /predict under a policy, shadows, promote ends it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from drugclf import routing
+from serving.http.state import service
+from serving.monitoring.monitor import Monitor
+from serving.monitoring.predlog.backends import Filters
+from tests.experiments.conftest import AUTH, Versions, policy
+from tests.support import PATIENT
+
+
+def _put(client: TestClient[Litestar], document: object) -> object:
+    return client.put("/routing", json=document, headers=AUTH)
+
+
+def _rows(client: TestClient[Litestar], want: int) -> list[object]:
+    monitor = service(client.app.state, Monitor)
+    deadline = time.monotonic() + 10
+    while True:
+        items = monitor.predictions(Filters(), 1000, None).items
+        if len(items) >= want or time.monotonic() > deadline:
+            return items  # type: ignore[return-value]
+        time.sleep(0.05)
+
+
+def test_get_put_delete(client: TestClient[Litestar], versions: Versions) -> None:
+    assert client.get("/routing").json()["policy"] is None
+    answer = client.put("/routing", json=policy(versions), headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["applied"] is True and body["served_version"] == versions.primary
+    assert body["policy"]["candidates"] == [{"version": versions.candidate, "weight": 0.1}]
+    assert client.get("/routing").json()["policy_id"] == body["policy_id"]
+    removed = client.delete("/routing", headers=AUTH).json()
+    assert removed["policy"] is None and removed["removed"]["primary"] == versions.primary
+    assert not routing.policy_path(versions.registry).exists()
+
+
+@pytest.mark.parametrize("method", ["put", "delete"])
+def test_changing_the_policy_needs_the_admin_token(
+    client: TestClient[Litestar], versions: Versions, method: str
+) -> None:
+    answer = client.request(method.upper(), "/routing", json=policy(versions))
+    assert answer.status_code == 401
+    wrong = client.request(
+        method.upper(), "/routing", json=policy(versions), headers={"Authorization": "Bearer x"}
+    )
+    assert wrong.status_code == 403
+
+
+def test_a_refused_policy_is_a_422_naming_the_field(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    document = policy(versions, weight=1.2)
+    answer = client.put("/routing", json=document, headers=AUTH)
+    assert answer.status_code == 422
+    error = answer.json()
+    assert error["code"] == "validation_error" and error["field"] == "candidates[0].weight"
+    document = policy(versions)
+    document["shadow"] = [{"version": "20990101-000000-abcdef", "fraction": 1}]
+    assert client.put("/routing", json=document, headers=AUTH).json()["field"] == (
+        "shadow[0].version"
+    )
+    bad = client.put("/routing", content=b"{", headers={**AUTH, "content-type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["code"] == "malformed_json"
+    text = client.put("/routing", content=b"{}", headers={**AUTH, "content-type": "text/plain"})
+    assert text.status_code == 415
+    assert not routing.policy_path(versions.registry).exists()
+
+
+def test_the_answer_names_who_answered_and_a_key_sticks(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    assert _put(client, policy(versions, weight=0.5)).status_code == 200  # type: ignore[attr-defined]
+    seen: dict[str, str] = {}
+    for key in range(40):
+        headers = {"x-subject-id": f"subject-{key}"}
+        for _ in range(2):
+            answer = client.post("/predict", json=PATIENT, headers=headers)
+            assert answer.status_code == 200
+            version = answer.headers["x-model-version"]
+            assert answer.json()["model_version"] == version
+            assert seen.setdefault(headers["x-subject-id"], version) == version
+    assert set(seen.values()) == {versions.primary, versions.candidate}
+
+
+def test_a_batch_goes_to_one_version(client: TestClient[Litestar], versions: Versions) -> None:
+    _put(client, policy(versions, weight=0.5))
+    for _ in range(20):
+        answers = client.post("/predict", json=[PATIENT] * 5).json()
+        assert len({a["model_version"] for a in answers}) == 1
+
+
+def test_shadows_are_logged_never_returned(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    _put(client, policy(versions, weight=0.0, fraction=1.0))
+    answers = [client.post("/predict", json=PATIENT) for _ in range(10)]
+    assert {a.headers["x-model-version"] for a in answers} == {versions.primary}
+    assert all(versions.shadow not in a.text for a in answers)
+    rows = _rows(client, 20)
+    by_role = {(r.model_version, r.role) for r in rows}  # type: ignore[attr-defined]
+    assert by_role == {(versions.primary, "primary"), (versions.shadow, "shadow")}
+    answered = {r.request_id for r in rows if r.role == "primary"}  # type: ignore[attr-defined]
+    assert {r.request_id for r in rows if r.role == "shadow"} == answered  # type: ignore[attr-defined]
+    metrics = client.get("/metrics").text
+    assert (
+        f'drugclf_version_predictions_total{{role="shadow",version="{versions.shadow}"}} 10.0'
+        in metrics
+    )
+
+
+def test_promote_ends_the_policy_and_says_so(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    _put(client, policy(versions))
+    answer = client.post(f"/models/{versions.candidate}/promote", headers=AUTH).json()
+    assert answer["current_version"] == versions.candidate
+    assert answer["ended_policy"]["primary"] == versions.primary
+    assert client.get("/routing").json()["policy"] is None
