@@ -23,7 +23,9 @@ from drugclf.registry import RegistryError
 from serving.http.errors import ErrorExample, ServingError, VersionNotFoundError
 from serving.http.validation import shown
 from serving.inference.holder import ModelHolder
+from serving.monitoring import versions as by_version
 from serving.monitoring.drift import MIN_ROWS, PSI_THRESHOLD, FeatureDrift, feature_drift
+from serving.monitoring.feedback import FeedbackReply, FeedbackStore
 from serving.monitoring.predlog.backends import Backend, Filters
 from serving.monitoring.predlog.log import PredictionLog
 from serving.monitoring.predlog.records import COLUMNS, PredictionRecord, RecordedInputs
@@ -258,6 +260,42 @@ class Monitor:
             latency_ms=latency,
             drift=drift,
             log=log,
+        )
+
+    def add_feedback(self, items: list[tuple[str, int, str]]) -> FeedbackReply:
+        """Store ground-truth labels (``feedback.decode_feedback``'s items), all or nothing.
+
+        Raises:
+            PredictionNotFoundError, LabelConflictError: see ``FeedbackStore.add``.
+        """
+        store = FeedbackStore(self._backend())
+        try:
+            return store.add(items)
+        except ServingError:
+            raise
+        except Exception as exc:  # any driver error: one 503, details in the log
+            raise self._unavailable(exc) from None
+
+    def versions(
+        self, since: float | None, until: float | None, bucket_seconds: float, min_labels: int
+    ) -> by_version.VersionsReport:
+        """Each version and role side by side over a window (default: the last 24 hours)."""
+        backend = self._backend()
+        end = until if until is not None else time.time()
+        start = since if since is not None else end - DEFAULT_WINDOW_S
+        window = Filters(since=start, until=end)
+        try:
+            totals = by_version.counts(backend, window)
+            rows = by_version.fetch_rows(backend, window, SAMPLE_ROWS)
+        except Exception as exc:  # any driver error: one 503, details in the log
+            raise self._unavailable(exc) from None
+        return by_version.report(
+            rows,
+            totals,
+            since=start,
+            until=end,
+            bucket_seconds=bucket_seconds,
+            min_labels=min_labels,
         )
 
     def _log_status(self, backend: Backend) -> LogStatus | None:

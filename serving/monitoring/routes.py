@@ -1,26 +1,46 @@
-"""HTTP for monitoring: ``GET /predictions`` and ``GET /monitoring/summary`` (thin handlers).
+"""HTTP for monitoring: the prediction log, its summaries and ground-truth feedback.
 
-The handlers translate query parameters into calls on ``Monitor`` and run them in a worker
-thread (they read the database). Errors are ``ServingError``s, mapped to the
-one JSON error shape by ``serving.http.exceptions``.
+``GET /predictions``, ``GET /monitoring/summary``, ``GET /monitoring/versions`` and ``POST
+/feedback``. The handlers translate HTTP into calls on ``Monitor`` and run them in a worker
+thread (they use the database). Errors are ``ServingError``s, mapped to the one JSON error
+shape by ``serving.http.exceptions``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from functools import partial
+from typing import Annotated, Any, Final
 
+import anyio.to_thread
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, get, post
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.params import Parameter
 
 from drugclf.contract import DrugClass
 from serving.http.auth import ForbiddenError, UnauthorizedError, readers_only
-from serving.http.errors import InvalidParameterError, VersionNotFoundError
+from serving.http.errors import (
+    BatchSizeError,
+    BodyTooLargeError,
+    InvalidInputError,
+    InvalidParameterError,
+    MalformedBodyError,
+    UnsupportedMediaTypeError,
+    VersionNotFoundError,
+)
 from serving.http.openapi import READ_SECURITY, error_responses
 from serving.http.state import service
 from serving.http.validation import Rule, invalid_parameter
+from serving.inference.codec import check_json_content_type
+from serving.monitoring.feedback import (
+    FeedbackBody,
+    FeedbackReply,
+    LabelConflictError,
+    PredictionNotFoundError,
+    decode_feedback,
+)
 from serving.monitoring.monitor import (
     Monitor,
     MonitoringSummary,
@@ -29,6 +49,7 @@ from serving.monitoring.monitor import (
     PredictionPage,
 )
 from serving.monitoring.predlog.backends import Filters
+from serving.monitoring.versions import VersionsReport
 
 MAX_PAGE = 1000
 
@@ -80,6 +101,10 @@ def _window(since: str | None, until: str | None) -> tuple[float | None, float |
             expected="a time before until",
         )
     return start, end
+
+
+def document_feedback(data: FeedbackBody) -> None:  # pragma: no cover - never called
+    """Only for the OpenAPI schema: the handler decodes the raw body strictly itself."""
 
 
 class MonitoringController(Controller):
@@ -157,3 +182,72 @@ class MonitoringController(Controller):
         """
         start, end = _window(since, until)
         return service(state, Monitor).summary(start, end, model_version)
+
+    @get(
+        "/monitoring/versions",
+        sync_to_thread=True,
+        responses=error_responses(
+            InvalidParameterError, PredictionLogOffError, PredictionLogUnavailableError
+        ),
+    )
+    def versions(
+        self,
+        state: State,
+        since: Since = None,
+        until: Until = None,
+        bucket_seconds: Annotated[
+            float,
+            Parameter(
+                ge=60,
+                le=7 * 86_400,
+                description="The width of one accuracy-over-time bucket, in seconds.",
+            ),
+        ] = 3600.0,
+        min_labels: Annotated[
+            int,
+            Parameter(
+                ge=1,
+                le=100_000,
+                description="Labelled rows a version needs before its accuracy is judged.",
+            ),
+        ] = 30,
+    ) -> VersionsReport:
+        """Each model version and role side by side: accuracy on ground truth, and agreement.
+
+        Per version and role (primary, candidate, shadow) in the window (default: the last 24
+        hours): predictions, rows labelled with `POST /feedback`, accuracy and macro-F1 on them,
+        the confusion matrix, accuracy per time bucket, agreement with the primary on the same
+        patients, and latency percentiles. Below `min_labels` labelled rows, accuracy is null
+        and `note` says "not enough labels".
+        """
+        start, end = _window(since, until)
+        return service(state, Monitor).versions(start, end, bucket_seconds, min_labels)
+
+    @post(
+        "/feedback",
+        status_code=200,
+        dependencies={"_body_schema": Provide(document_feedback, sync_to_thread=False)},
+        responses=error_responses(
+            MalformedBodyError,
+            PredictionNotFoundError,
+            LabelConflictError,
+            BodyTooLargeError,
+            UnsupportedMediaTypeError,
+            InvalidInputError,
+            BatchSizeError,
+            PredictionLogOffError,
+            PredictionLogUnavailableError,
+        ),
+    )
+    async def feedback(self, request: Request[Any, Any, Any]) -> FeedbackReply:
+        """Record the true class of answered patients (ground truth for accuracy per version).
+
+        Each item names a request by its `x-request-id`, the patient's `index` in its batch
+        (default 0) and the true `label`, spelled as the classes are (letter case is
+        normalised). 1 to 1,000 items, all or nothing: 404 names an unknown request or index,
+        409 a patient labelled differently before; the same label again is accepted.
+        """
+        check_json_content_type(request.scope["headers"])
+        items = decode_feedback(await request.body())
+        monitor = service(request.app.state, Monitor)
+        return await anyio.to_thread.run_sync(partial(monitor.add_feedback, items))
