@@ -38,11 +38,13 @@ from drugclf.contract import CLASSES
 from drugclf.registry import Registry, RegistryError
 from training import explore as exploration
 from training import optimize as optimization
+from training.batch.files import DEFAULT_BLOCKSIZE, file_format
 from training.dataset import DatasetError, load_dataset, require_trainable
 from training.evaluate import CV_FOLDS
 from training.explain_csv import explain_csv
 from training.explanations import ExplanationGateError
 from training.parity import DEFAULT_RANDOM_CASES
+from training.routing_cli import add_routing_command
 from training.runs import RunError, RunStore
 from training.scoring import score_csv
 from training.workflow import ParityError, evaluate_run, export_run, reload, train
@@ -221,11 +223,66 @@ def cmd_optimize(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    """Score a CSV with the current (or a given) exported model."""
+    """Score a CSV or Parquet file with the current (or a given) exported model."""
     registry = _registry(args)
     folder = registry.version_dir(args.version) if args.version else registry.resolve_current()
+    for path in (args.input, args.output):
+        file_format(Path(path))  # before a cluster starts
+    if args.engine == "dask":
+        _predict_with_dask(args, folder)
+        return
+    if args.scheduler is not None:
+        raise DatasetError("--scheduler needs --engine dask")
+    started = time.perf_counter()
     result = score_csv(folder, Path(args.input), Path(args.output))
-    console.print(f"scored {len(result)} rows with {folder.name} -> {args.output}")
+    seconds = time.perf_counter() - started
+    console.print(
+        f"scored {len(result)} rows with {folder.name} -> {args.output} "
+        f"in {seconds:.1f} s ({len(result) / seconds:,.0f} rows/s)"
+    )
+
+
+def _predict_with_dask(args: argparse.Namespace, folder: Path) -> None:
+    """``predict --engine dask``: partitions on a local cluster or the one at --scheduler."""
+    try:
+        from training.batch.engine import (  # noqa: PLC0415 (the optional batch extra)
+            SchedulerError,
+            dask_client,
+            score_with_dask,
+        )
+    except ImportError as exc:
+        errors.print(
+            f"error: --engine dask needs the `batch` extra ({exc.name} is not installed): "
+            "pip install 'drug-classifier[batch]'"
+        )
+        raise SystemExit(EXIT_USER_ERROR) from None
+    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with dask_client(args.scheduler, args.workers) as client:
+            workers = _count(len(client.scheduler_info()["workers"]), "Dask worker")
+            with Progress(*Progress.get_default_columns()[:1], *columns, console=console) as bar:
+                task = bar.add_task(f"scoring on {workers}", total=None)
+                report = score_with_dask(
+                    client,
+                    folder,
+                    Path(args.input),
+                    Path(args.output),
+                    blocksize=args.blocksize,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+    except SchedulerError as exc:
+        errors.print(f"error: {exc}")
+        raise SystemExit(EXIT_USER_ERROR) from None
+    console.print(
+        f"scored {report.rows} rows with {folder.name} -> {args.output}: "
+        f"{_count(report.partitions, 'partition')} on {_count(len(report.sessions), 'worker')} "
+        f"(one model session each) in {report.seconds:.1f} s "
+        f"({report.rows / report.seconds:,.0f} rows/s)"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
@@ -327,6 +384,49 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_explain)
 
 
+def _add_predict(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "predict", parents=[common], help="score a CSV or Parquet file with the exported model"
+    )
+    p.add_argument("--input", required=True, help="CSV or Parquet (.csv, .parquet, .pq)")
+    p.add_argument("--output", required=True, help="CSV or Parquet, by suffix")
+    p.add_argument("--version", help="model version (default: current)")
+    p.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local: one process, the file in memory; dask: partitions on a Dask cluster "
+        "(the batch extra), for files larger than memory",
+    )
+    p.add_argument(
+        "--scheduler", help="address of an existing Dask scheduler (default: a local cluster)"
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int(1, 1024),
+        help="worker processes of the local Dask cluster (default: one per CPU)",
+    )
+    p.add_argument(
+        "--blocksize",
+        type=_positive_int(1024, 1 << 34),
+        default=DEFAULT_BLOCKSIZE,
+        help="bytes of CSV per Dask partition (Parquet: one per row group)",
+    )
+    p.set_defaults(func=cmd_predict)
+
+
+def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "explain", parents=[common], help="exact Shapley values of a CSV's rows (offline)"
+    )
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--version", help="model version (default: current)")
+    p.set_defaults(func=cmd_explain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     env = os.environ.get
@@ -411,11 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_positive_int(1, 1000), default=10)
     p.add_argument("--output", default="reports/optimize")
     p.set_defaults(func=cmd_optimize)
-    p = sub.add_parser("predict", parents=[common], help="score a CSV with the exported model")
-    p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--version", help="model version (default: current)")
-    p.set_defaults(func=cmd_predict)
+    _add_predict(sub, common)
     _add_explain(sub, common)
     sub.add_parser("runs", parents=[common], help="list training runs").set_defaults(func=cmd_runs)
     sub.add_parser("list", parents=[common], help="list model versions").set_defaults(func=cmd_list)
@@ -425,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("rollback", parents=[common], help="serve the previous version").set_defaults(
         func=cmd_rollback
     )
+    add_routing_command(sub, [common])
     return parser
 
 

@@ -10,7 +10,7 @@ import csv
 import io
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -92,12 +92,18 @@ def _parse_cell(spec: FieldSpec, raw: str) -> tuple[object, str | None]:  # noqa
     return number, None
 
 
-def _summary(path: Path, problems: Sequence[Problem]) -> str:
+def summarise_problems(path: Path, problems: Sequence[Problem], total: int | None = None) -> str:
+    """One message for a file's problems: the count, then the first ones by line.
+
+    ``total`` counts problems beyond those listed (a partitioned reader keeps only the first
+    few of each partition); by default, ``len(problems)``.
+    """
+    count = len(problems) if total is None else total
     shown = "\n".join(f"  - {p}" for p in problems[:MAX_REPORTED_PROBLEMS])
-    more = len(problems) - MAX_REPORTED_PROBLEMS
+    more = count - min(len(problems), MAX_REPORTED_PROBLEMS)
     tail = f"\n  ... and {more} more" if more > 0 else ""
-    noun = "problem" if len(problems) == 1 else "problems"
-    return f"{path}: {len(problems)} {noun} (line 1 is the header):\n{shown}{tail}"
+    noun = "problem" if count == 1 else "problems"
+    return f"{path}: {count} {noun} (line 1 is the header):\n{shown}{tail}"
 
 
 def _check_header(header: list[str], path: Path, require_labels: bool) -> list[str]:
@@ -112,6 +118,91 @@ def _check_header(header: list[str], path: Path, require_labels: bool) -> list[s
     if duplicated:
         raise DatasetError(f"{path}: duplicated column(s) {', '.join(duplicated)}")
     return columns
+
+
+@dataclass(frozen=True)
+class ParsedRows:
+    """Rows checked against the contract: typed columns when all are valid, else the problems.
+
+    ``problems`` holds at most ``MAX_REPORTED_PROBLEMS`` of them; ``problem_count`` counts all.
+    """
+
+    features: pd.DataFrame | None
+    labels: pd.Series | None
+    problems: list[Problem]
+    problem_count: int
+    rows: int
+
+
+def check_header(header: list[str], path: Path, *, require_labels: bool) -> list[str]:
+    """The header's column names, stripped.
+
+    Raises:
+        DatasetError: a required column is missing or a column is duplicated.
+    """
+    if not any(h.strip() for h in header):
+        raise DatasetError(f"{path}: the file is empty (expected a header row)")
+    return _check_header(header, path, require_labels)
+
+
+def parse_rows(
+    records: Iterable[Sequence[str]], columns: Sequence[str], *, first_line: int = 2
+) -> ParsedRows:
+    """Check data rows (after the header) against the contract, cell by cell.
+
+    Args:
+        records: the rows' fields, as ``csv.reader`` yields them.
+        columns: the header's column names (``check_header``).
+        first_line: the line number of the first record, for messages (2 after a header; a
+            partition of a larger file starts further down).
+    """
+    index = {name: columns.index(name) for name in columns}
+    has_labels = TARGET in index
+    problems: list[Problem] = []
+    count = 0
+
+    def problem(line: int, column: str | None, message: str) -> None:
+        nonlocal count
+        count += 1
+        if len(problems) < MAX_REPORTED_PROBLEMS:
+            problems.append(Problem(line, column, message))
+
+    values: dict[str, list[object]] = {name: [] for name in FEATURE_NAMES}
+    labels: list[str] = []
+    rows = 0
+    for line, row in enumerate(records, start=first_line):
+        rows += 1
+        if not row:
+            problem(line, None, "empty line")
+            continue
+        if len(row) != len(columns):
+            problem(line, None, f"has {len(row)} fields, header has {len(columns)}")
+            continue
+        for spec in FIELDS:
+            value, message = _parse_cell(spec, row[index[spec.name]])
+            if message:
+                problem(line, spec.name, message)
+            values[spec.name].append(value)
+        if has_labels:
+            raw_label = row[index[TARGET]].strip()
+            label = normalise_label(raw_label)
+            if label is None:
+                shown = f"'{raw_label}'" if raw_label else "missing value"
+                problem(line, TARGET, f"{shown} is not a known drug label")
+            labels.append(label or "")
+    if count:
+        return ParsedRows(None, None, problems, count, rows)
+    features = pd.DataFrame(
+        {
+            spec.name: pd.Series(
+                values[spec.name],
+                dtype={"integer": np.int64, "number": np.float64, "category": object}[spec.type],
+            )
+            for spec in FIELDS
+        }
+    )
+    series = pd.Series(labels, name=TARGET, dtype=object) if has_labels else None
+    return ParsedRows(features, series, [], 0, rows)
 
 
 def parse_csv(raw: bytes, path: Path, *, require_labels: bool = True) -> Dataset:
@@ -131,53 +222,16 @@ def parse_csv(raw: bytes, path: Path, *, require_labels: bool = True) -> Dataset
         raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
-    if header is None or not any(h.strip() for h in header):
+    if header is None:
         raise DatasetError(f"{path}: the file is empty (expected a header row)")
-    columns = _check_header(header, path, require_labels)
-    index = {name: columns.index(name) for name in columns}
-    has_labels = TARGET in index
-
-    problems: list[Problem] = []
-    values: dict[str, list[object]] = {name: [] for name in FEATURE_NAMES}
-    labels: list[str] = []
-    line = 1
-    for line, row in enumerate(reader, start=2):
-        if not row:
-            problems.append(Problem(line, None, "empty line"))
-            continue
-        if len(row) != len(columns):
-            problems.append(
-                Problem(line, None, f"has {len(row)} fields, header has {len(columns)}")
-            )
-            continue
-        for spec in FIELDS:
-            value, problem = _parse_cell(spec, row[index[spec.name]])
-            if problem:
-                problems.append(Problem(line, spec.name, problem))
-            values[spec.name].append(value)
-        if has_labels:
-            raw_label = row[index[TARGET]].strip()
-            label = normalise_label(raw_label)
-            if label is None:
-                shown = f"'{raw_label}'" if raw_label else "missing value"
-                problems.append(Problem(line, TARGET, f"{shown} is not a known drug label"))
-            labels.append(label or "")
-    if line == 1:
+    parsed = parse_rows(reader, check_header(header, path, require_labels=require_labels))
+    if parsed.rows == 0:
         raise DatasetError(f"{path}: the file has a header but no data rows")
-    if problems:
-        raise DatasetError(_summary(path, problems))
-
-    features = pd.DataFrame(
-        {
-            spec.name: pd.Series(
-                values[spec.name],
-                dtype={"integer": np.int64, "number": np.float64, "category": object}[spec.type],
-            )
-            for spec in FIELDS
-        }
+    if parsed.features is None:
+        raise DatasetError(summarise_problems(path, parsed.problems, parsed.problem_count))
+    return Dataset(
+        features=parsed.features, labels=parsed.labels, sha256=sha256_hex(raw), path=path
     )
-    series = pd.Series(labels, name=TARGET, dtype=object) if has_labels else None
-    return Dataset(features=features, labels=series, sha256=sha256_hex(raw), path=path)
 
 
 def require_trainable(dataset: Dataset, min_rows_per_class: int) -> None:
