@@ -417,16 +417,6 @@ def _add_predict(
     p.set_defaults(func=cmd_predict)
 
 
-def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "explain", parents=[common], help="exact Shapley values of a CSV's rows (offline)"
-    )
-    p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--version", help="model version (default: current)")
-    p.set_defaults(func=cmd_explain)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     env = os.environ.get
