@@ -40,6 +40,10 @@ from serving.monitoring.predlog.log import prediction_log
 from serving.monitoring.routes import MonitoringController
 from serving.settings import Settings
 from serving.ui.routes import RenderedPages, UiController
+from serving.v2.codec import TensorCodec
+from serving.v2.routes import OpenInferenceController
+from serving.v2.service import OpenInference
+from serving.v2.versions import VersionCache
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,12 @@ def create_app(settings: Settings) -> Litestar:
     )
     lifecycle = Lifecycle(settings, holder.registry)
     explanations = ExplanationService(holder, codec)
+    open_inference = OpenInference(
+        predictions,
+        VersionCache(holder, settings.model_versions_kept),
+        TensorCodec(settings.max_batch_size),
+        settings.model_name,
+    )
     access = AccessPolicy(
         settings.admin_token,
         read_token=settings.read_token,
@@ -102,6 +112,7 @@ def create_app(settings: Settings) -> Litestar:
                 request_max_body_size=settings.retrain_max_upload_bytes,
             ),
             MonitoringController,
+            OpenInferenceController,
             RoutingController,
             UiController,
             static_router(),
@@ -113,6 +124,7 @@ def create_app(settings: Settings) -> Litestar:
             predictions,
             explanations,
             lifecycle,
+            open_inference,
             Experiments(holder.registry, router),
             access,
             Monitor.over(predlog, holder),

@@ -88,6 +88,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The batch size from which ``ort_large_batch_threads`` apply."""
     micro_batching: bool = True
     """Answer single-patient requests waiting at the same moment with one model call."""
+    model_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = (
+        "drug-classifier"
+    )
+    """The model's name on the Open Inference Protocol (V2) routes: ``/v2/models/<name>/...``."""
+    model_versions_kept: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+    """Published versions other than the served one that a worker keeps loaded for
+    ``/v2/models/<name>/versions/<version>/...`` (least recently used first out)."""
     admin_token: str | None = None
     """Bearer token for the admin endpoints (model management); None disables them."""
     read_token: str | None = None

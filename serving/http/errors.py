@@ -1,4 +1,7 @@
-"""The error vocabulary: the one JSON error shape and one error class per concept.
+"""The error vocabulary: the JSON error shapes and one error class per concept.
+
+Every error answer is an ``ErrorBody``, except on the Open Inference Protocol (V2) routes, which
+answer the protocol's own ``InferenceErrorBody`` (``{"error": "..."}``) for the same errors.
 
 Handlers, services and the model raise the typed errors below (features add their own
 subclasses); ``serving.http.exceptions`` answers them, and Litestar's own HTTP errors, in one
@@ -28,6 +31,16 @@ class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     field: str | None = None
     index: int | None = None
     expected: str | None = None
+
+
+class InferenceErrorBody(msgspec.Struct, frozen=True):
+    """The JSON body of every error answer of the Open Inference Protocol (V2) routes.
+
+    The protocol's own shape: one message. It names the tensor, the element and what is
+    expected when a tensor is refused; the request id is in the ``X-Request-ID`` header.
+    """
+
+    error: str
 
 
 class ErrorExample(msgspec.Struct, frozen=True):
@@ -133,6 +146,39 @@ class BatchSizeError(ServingError):
     )
 
 
+class InvalidTensorError(ServingError):
+    """An Open Inference Protocol (V2) tensor is refused.
+
+    It is unknown, missing, of the wrong datatype or shape, or one of its elements is not what
+    the feature contract accepts; the message names the tensor, the element index and what is
+    expected.
+    """
+
+    status_code = 400
+    code = "invalid_tensor"
+    example = ErrorExample(
+        "input 'Age' element 1: must be a whole number from 0 to 120 (got -5)",
+        field="Age",
+        index=1,
+        expected="an integer >= 0 and <= 120",
+    )
+
+
+class InferenceHeaderError(ServingError):
+    """The binary tensor data extension's framing disagrees with the body.
+
+    The ``Inference-Header-Content-Length`` header, or the tensors' ``binary_data_size``, do not
+    add up to the bytes that were sent.
+    """
+
+    status_code = 400
+    code = "invalid_binary_framing"
+    example = ErrorExample(
+        "Inference-Header-Content-Length is 900 but the body has 512 bytes",
+        field="Inference-Header-Content-Length",
+    )
+
+
 class NotFoundError(ServingError):
     """Nothing at this path: no route answers it, or what it names does not exist."""
 
@@ -147,6 +193,14 @@ class VersionNotFoundError(ServingError):
     status_code = 404
     code = "version_not_found"
     example = ErrorExample("no published version '20990101-000000-abcdef'", field="version")
+
+
+class ModelNotFoundError(ServingError):
+    """No model by that name: the Open Inference Protocol routes serve one name (a setting)."""
+
+    status_code = 404
+    code = "model_not_found"
+    example = ErrorExample("unknown model 'resnet' (this server serves 'drug-classifier')")
 
 
 class MethodNotAllowedError(ServingError):

@@ -1,5 +1,8 @@
 """Errors to HTTP, in one place: every error answer is an ``ErrorBody`` with the request id.
 
+The Open Inference Protocol (V2) routes install ``exception_handlers(inference=True)``: the
+same errors, statuses and messages, in the protocol's ``{"error": "..."}`` shape.
+
 Domain errors carry their status and client-facing message. Litestar's own HTTP errors (404,
 405, 413 ...) keep their status with the vocabulary's code and a message we write; its
 query-parameter validation errors go through the same translator as request bodies
@@ -22,6 +25,7 @@ from serving.http.errors import (
     BadRequestError,
     BodyTooLargeError,
     ErrorBody,
+    InferenceErrorBody,
     InvalidParameterError,
     MethodNotAllowedError,
     NotFoundError,
@@ -75,15 +79,16 @@ def parameter_error(
     return None
 
 
-def exception_handlers() -> ExceptionHandlersMap:
-    """The app's exception handlers."""
+def exception_handlers(*, inference: bool = False) -> ExceptionHandlersMap:
+    """The app's exception handlers (``inference``: in the Open Inference Protocol's shape)."""
     encoder = msgspec.json.Encoder()
 
     def respond(
         body: ErrorBody, status: int, headers: dict[str, str] | None = None
     ) -> Response[Any]:
+        shaped = InferenceErrorBody(error=body.message) if inference else body
         return Response(
-            content=encoder.encode(body), status_code=status, media_type=JSON, headers=headers
+            content=encoder.encode(shaped), status_code=status, media_type=JSON, headers=headers
         )
 
     def on_serving_error(request: Request[Any, Any, Any], exc: ServingError) -> Response[Any]:

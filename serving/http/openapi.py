@@ -38,7 +38,7 @@ from litestar.params import Body
 from litestar.static_files import create_static_files_router
 
 from drugclf.contract import SAMPLE_PATIENT, Patient
-from serving.http.errors import ErrorBody, ServingError
+from serving.http.errors import ErrorBody, InferenceErrorBody, ServingError
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -116,40 +116,47 @@ def _summary(error: type[ServingError]) -> str:
     return " ".join((inspect.getdoc(error) or error.code).split())
 
 
-def error_responses(*errors: type[ServingError]) -> dict[int, ResponseSpec]:
+def error_responses(
+    *errors: type[ServingError], inference: bool = False
+) -> dict[int, ResponseSpec]:
     """The documented error answers of a route, from the error classes it can raise.
 
-    One entry per status: the ``ErrorBody`` schema, a description listing each ``code`` with
-    what it means (the class's docstring), and one example per code (the class's ``example``).
+    One entry per status: the error body's schema (``ErrorBody``, or the Open Inference
+    Protocol's ``InferenceErrorBody`` when ``inference``), a description listing each ``code``
+    with what it means (the class's docstring), and one example per code (the class's
+    ``example``).
     """
     by_status: dict[int, list[type[ServingError]]] = {}
     for error in errors:
         by_status.setdefault(error.status_code, []).append(error)
     return {
         status: ResponseSpec(
-            ErrorBody,
+            InferenceErrorBody if inference else ErrorBody,
             description="\n".join(f"- `{e.code}`: {_summary(e)}" for e in group),
             generate_examples=False,
-            examples=[
-                Example(
-                    summary=e.code,
-                    value=msgspec.to_builtins(
-                        ErrorBody(
-                            status="error",
-                            code=e.code,
-                            message=e.example.message,
-                            request_id=EXAMPLE_REQUEST_ID,
-                            field=e.example.field,
-                            index=e.example.index,
-                            expected=e.example.expected,
-                        )
-                    ),
-                )
-                for e in group
-            ],
+            examples=[Example(summary=e.code, value=_example(e, inference)) for e in group],
         )
         for status, group in sorted(by_status.items())
     }
+
+
+def _example(error: type[ServingError], inference: bool) -> dict[str, Any]:
+    example = error.example
+    body: InferenceErrorBody | ErrorBody
+    if inference:
+        body = InferenceErrorBody(error=example.message)
+    else:
+        body = ErrorBody(
+            status="error",
+            code=error.code,
+            message=example.message,
+            request_id=EXAMPLE_REQUEST_ID,
+            field=example.field,
+            index=example.index,
+            expected=example.expected,
+        )
+    value: dict[str, Any] = msgspec.to_builtins(body)
+    return value
 
 
 def link(path: str, method: str, **parameters: str) -> Link:
@@ -266,6 +273,12 @@ def openapi_config(max_batch_size: int, version: str = "1.0.0") -> OpenAPIConfig
             Tag(name="prediction", description="Drug-class predictions"),
             Tag(name="model", description="The loaded model"),
             Tag(name="status", description="Liveness, readiness and metrics"),
+            Tag(
+                name="open inference protocol (V2)",
+                description="The KServe / Triton V2 REST protocol, with Triton's binary tensor "
+                "data extension: standard clients (tritonclient, KServe, MLServer) work "
+                "unchanged. Errors here are the protocol's `{\"error\": \"...\"}`.",
+            ),
         ],
         components=Components(
             security_schemes={

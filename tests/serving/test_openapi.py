@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from litestar import Litestar
@@ -23,6 +23,10 @@ from .conftest import Trained
 
 Client = TestClient[Litestar]
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
+# The Open Inference Protocol (V2) routes answer errors in the protocol's shape.
+INFERENCE_ERROR_BODY = {"$ref": "#/components/schemas/InferenceErrorBody"}
+OWN_503: Final = ("/ready", "/v2/health/ready")
+"""Readiness answers its own body with its 503."""
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +48,21 @@ def test_every_error_answer_is_the_error_body_with_one_example_per_code(
 ) -> None:
     for path, method, operation in operations(document):
         for status, answer in operation["responses"].items():
-            if int(status) < 400 or path == "/ready":  # /ready's 503 is its own answer
+            if int(status) < 400 or path in OWN_503:
                 continue
             content = answer["content"]["application/json"]
-            assert content["schema"] == ERROR_BODY, (method, path, status)
-            codes = [example["value"]["code"] for example in content["examples"].values()]
+            examples = content["examples"].values()
+            if path.startswith("/v2"):
+                assert content["schema"] == INFERENCE_ERROR_BODY, (method, path, status)
+                codes = [example["summary"] for example in examples]
+                assert all(set(example["value"]) == {"error"} for example in examples)
+            else:
+                assert content["schema"] == ERROR_BODY, (method, path, status)
+                codes = [example["value"]["code"] for example in examples]
+                assert all(example["value"]["status"] == "error" for example in examples)
             assert codes, (method, path, status)
             for code in codes:
                 assert f"`{code}`" in answer["description"], (method, path, status, code)
-            for example in content["examples"].values():
-                assert example["value"]["status"] == "error"
 
 
 def test_no_answer_keeps_litestars_own_error_shape(document: dict[str, Any]) -> None:
@@ -70,6 +79,8 @@ def test_no_answer_keeps_litestars_own_error_shape(document: dict[str, Any]) -> 
         ("/models/{version}/promote", "post", {"200", "401", "403", "404", "422"}),
         ("/models/rollback", "post", {"200", "401", "403", "409", "422"}),
         ("/jobs/{job_id}", "get", {"200", "404"}),
+        ("/v2/models/{model_name}/infer", "post", {"200", "400", "404", "413", "503"}),
+        ("/v2/models/{model_name}/versions/{model_version}", "get", {"200", "404"}),
     ],
 )
 def test_routes_document_what_they_answer(

@@ -1,0 +1,566 @@
+"""Tensors in, patients out; predictions in, tensors out: JSON and Triton's binary tensor data.
+
+An inference request carries one tensor per feature of the contract (named as its fields), each
+of shape ``[N]`` or ``[N, 1]``, with its data inline in the JSON (flat or nested) or, with the
+binary tensor data extension, after the JSON header: the ``Inference-Header-Content-Length``
+request header gives the header's length, each binary input its ``binary_data_size``; a BYTES
+element is a 4-byte little-endian length followed by the bytes.
+
+Nothing here re-states what a value may be: each tensor's elements are checked with the feature
+contract's own annotated types (``msgspec.convert`` against ``list[<the Patient field's type>]``),
+the checks ``/predict`` runs, and refusals are worded from the contract's rules
+(``serving.http.validation.Rule``) in the protocol's way: the tensor, the element index, what
+is expected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from drugclf.contract import CLASSES, FIELDS, Patient
+from serving.http.errors import InferenceHeaderError, InvalidTensorError, MalformedBodyError
+from serving.http.validation import Rule, shown
+from serving.v2.schemas import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataTensor,
+    Parameters,
+    RequestInput,
+    ResponseOutput,
+)
+
+HEADER_LENGTH: Final = "Inference-Header-Content-Length"
+LABEL: Final = "label"
+PROBABILITIES: Final = "probabilities"
+OUTPUT_NAMES: Final = (LABEL, PROBABILITIES)
+CLASS_ORDER: Final = ",".join(CLASSES)
+"""The columns of ``probabilities``, in order (a protocol parameter value is a string)."""
+
+# What each feature's tensor is, by the contract's kind of field.
+_DATATYPES: Final = {"integer": ("INT64",), "number": ("FP64", "FP32"), "category": ("BYTES",)}
+_CONTENT_TYPES: Final = {"integer": "np", "number": "np", "category": "str"}
+_BINARY: Final[dict[str, np.dtype[Any]]] = {
+    "INT64": np.dtype("<i8"),
+    "FP64": np.dtype("<f8"),
+    "FP32": np.dtype("<f4"),
+}
+_U32: Final = struct.Struct("<I")
+_INDEX: Final = re.compile(r" - at `\$\[(\d+)\]`$")
+_SHARED_MEMORY: Final = "shared_memory_region"
+_NOT_SUPPORTED: Final = {
+    _SHARED_MEMORY: "shared memory is not supported: send the data in the body",
+    "classification": "the classification extension is not supported: ask for probabilities",
+}
+
+_ELEMENT_TYPES: Final = typing.get_type_hints(Patient, include_extras=True)
+"""Each field's annotated type in the contract (range, literal values): what an element must be."""
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """One input tensor: a field of the contract with its datatypes and checks."""
+
+    name: str
+    rule: Rule
+    datatypes: tuple[str, ...]
+    content_type: str
+    element_type: Any
+    vocabulary: _Vocabulary | None
+
+    @property
+    def expected(self) -> str:
+        """What the tensor must be, for messages and the metadata."""
+        kinds = " or ".join(self.datatypes)
+        return f"{kinds}, shape [N] or [N, 1], each element {self.rule.expected}"
+
+
+class _Vocabulary:
+    """Splits a binary BYTES tensor of a categorical field in a few passes in C.
+
+    Every element of a valid tensor is one of a few short values, each after its 4-byte length
+    whose three high bytes are zero. Splitting at those three zero bytes leaves, after the
+    first length byte, pieces that are a value followed by the next element's length byte (the
+    last piece is a bare value): a dictionary maps each piece to its value, and joining the
+    values' encodings again must give back the very bytes received. A Python loop over the
+    length prefixes took most of a 1,000-patient binary request. Anything else (a value that is
+    not allowed, a length that does not match) returns None: the exact parser then names the
+    element that is wrong.
+    """
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        encoded = {value: value.encode() for value in allowed}
+        self._tokens = {value: _U32.pack(len(raw)) + raw for value, raw in encoded.items()}
+        self._pieces: dict[bytes, str] = {}
+        if all(len(raw) < 256 and b"\0" not in raw for raw in encoded.values()):
+            for value, raw in encoded.items():
+                self._pieces[raw] = value
+                for following in encoded.values():
+                    self._pieces[raw + bytes([len(following)])] = value
+
+    def split(self, data: bytes) -> list[str] | None:
+        """The elements, or None when ``data`` is not exactly a run of allowed elements."""
+        if not self._pieces:
+            return None
+        values = list(map(self._pieces.get, data.split(b"\0\0\0")[1:]))
+        if None in values:
+            return None
+        found: list[str] = values  # type: ignore[assignment] # no None, checked above
+        if b"".join(map(self._tokens.__getitem__, found)) != data:
+            return None
+        return found
+
+
+def _feature(spec: Any) -> Feature:
+    return Feature(
+        name=spec.name,
+        rule=Rule.of_field(spec),
+        datatypes=_DATATYPES[spec.type],
+        content_type=_CONTENT_TYPES[spec.type],
+        element_type=list[_ELEMENT_TYPES[spec.name]],  # type: ignore[valid-type]
+        vocabulary=_Vocabulary(spec.allowed) if spec.allowed else None,
+    )
+
+
+FEATURES: Final[dict[str, Feature]] = {spec.name: _feature(spec) for spec in FIELDS}
+
+
+def input_metadata() -> list[MetadataTensor]:
+    """The model's inputs as the protocol describes them (the first dimension is the batch)."""
+    return [
+        MetadataTensor(
+            name=feature.name,
+            datatype=feature.datatypes[0],
+            shape=[-1, 1],
+            parameters={"content_type": feature.content_type, "expected": feature.expected},
+        )
+        for feature in FEATURES.values()
+    ]
+
+
+def output_metadata() -> list[MetadataTensor]:
+    """The model's outputs: the predicted class, and one probability per class in order."""
+    return [
+        MetadataTensor(LABEL, "BYTES", [-1], {"content_type": "str", "classes": CLASS_ORDER}),
+        MetadataTensor(PROBABILITIES, "FP32", [-1, len(CLASSES)], {"classes": CLASS_ORDER}),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A valid request: its patients (one per row) and what the answer must hold."""
+
+    patients: list[Patient]
+    request_id: str | None
+    outputs: tuple[tuple[str, bool], ...]
+    """The outputs to send, in order, each with whether it goes as binary data."""
+
+
+class TensorCodec:
+    """Decode inference requests into patients; encode predictions as the protocol's outputs.
+
+    Args:
+        max_batch_size: the most patients (``N``) one request may carry, as for ``/predict``.
+    """
+
+    def __init__(self, max_batch_size: int) -> None:
+        self.max_batch_size = max_batch_size
+        self._decoder = msgspec.json.Decoder(InferenceRequest)
+        self._encoder = msgspec.json.Encoder()
+        self._label_bytes = {c: _U32.pack(len(c.encode())) + c.encode() for c in CLASSES}
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def decode(self, body: bytes, header_length: str | None) -> Decoded:
+        """The patients of a request body (with ``Inference-Header-Content-Length``, if sent).
+
+        Raises:
+            MalformedBodyError: the JSON part is empty or not JSON.
+            InferenceHeaderError: the header or the binary sizes disagree with the body.
+            InvalidTensorError: a tensor is unknown, missing, wrongly typed or shaped, or holds
+                a value the feature contract refuses.
+        """
+        header, tail = _split_body(body, header_length)
+        request = self._decode_header(header)
+        if request.parameters:
+            _check_parameters(request.parameters, "the request", pandas=True)
+        columns = self._columns(request.inputs, tail)
+        patients = list(map(Patient, *(columns[name] for name in FEATURES)))
+        return Decoded(patients, request.id, _outputs(request))
+
+    def _decode_header(self, header: bytes) -> InferenceRequest:
+        try:
+            return self._decoder.decode(header)
+        except msgspec.ValidationError as exc:
+            raise InvalidTensorError(
+                f"the body is not an inference request: {_plain(exc)}",
+                expected="an inference request object with inputs",
+            ) from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            reason = "the request body is empty" if not header.strip() else f"not JSON ({exc})"
+            raise MalformedBodyError(
+                reason if not header.strip() else f"the inference header is {reason}",
+                expected="a JSON inference request",
+            ) from None
+
+    def _columns(self, inputs: Sequence[RequestInput], tail: bytes) -> dict[str, list[Any]]:
+        _check_names([tensor.name for tensor in inputs])
+        rows = None
+        columns: dict[str, list[Any]] = {}
+        offset = 0
+        for tensor in inputs:
+            feature = FEATURES[tensor.name]
+            count = self._check_shape(tensor, feature)
+            if rows is not None and count != rows[1]:
+                raise InvalidTensorError(
+                    f"input '{tensor.name}' has shape {tensor.shape} but input '{rows[0]}' has "
+                    f"{rows[2]}: every input holds one element per patient",
+                    field=tensor.name,
+                    expected=f"shape [{rows[1]}] or [{rows[1]}, 1]",
+                )
+            rows = (tensor.name, count, tensor.shape)
+            size = _binary_size(tensor)
+            if size is None:
+                values = _flatten(tensor)
+            else:
+                if offset + size > len(tail):
+                    raise InferenceHeaderError(
+                        f"input '{tensor.name}' has binary_data_size {size} but only "
+                        f"{len(tail) - offset} bytes of binary data are left in the body",
+                        field=tensor.name,
+                    )
+                values, allowed = _from_binary(tensor, feature, tail[offset : offset + size])
+                offset += size
+                if allowed and len(values) == count:
+                    columns[tensor.name] = values  # every element is one of the allowed values
+                    continue
+            if len(values) != count:
+                raise InvalidTensorError(
+                    f"input '{tensor.name}' has shape {tensor.shape} ({count} elements) but "
+                    f"{len(values)} elements of data",
+                    field=tensor.name,
+                    expected=f"{count} elements",
+                )
+            columns[tensor.name] = _checked(tensor, feature, values)
+        if offset != len(tail):
+            raise InferenceHeaderError(
+                f"the body has {len(tail)} bytes after the JSON header but the inputs' "
+                f"binary_data_size add up to {offset}",
+                field=HEADER_LENGTH,
+            )
+        return columns
+
+    def _check_shape(self, tensor: RequestInput, feature: Feature) -> int:
+        name, shape = tensor.name, tensor.shape
+        if tensor.datatype not in feature.datatypes:
+            raise InvalidTensorError(
+                f"input '{name}' must have datatype {' or '.join(feature.datatypes)} "
+                f"(got {shown(tensor.datatype)})",
+                field=name,
+                expected=" or ".join(feature.datatypes),
+            )
+        limit = self.max_batch_size
+        if not (
+            len(shape) in (1, 2) and 1 <= shape[0] <= limit and (len(shape) == 1 or shape[1] == 1)
+        ):
+            raise InvalidTensorError(
+                f"input '{name}' must have shape [N] or [N, 1] with N from 1 to {limit} "
+                f"(got {shown(shape)})",
+                field=name,
+                expected=f"shape [N] or [N, 1], 1 <= N <= {limit}",
+            )
+        if tensor.parameters:
+            _check_parameters(tensor.parameters, f"input '{name}'", content=feature.content_type)
+        return shape[0]
+
+    # --- answers -----------------------------------------------------------------------------
+
+    def encode(
+        self,
+        decoded: Decoded,
+        labels: Sequence[str],
+        probabilities: npt.NDArray[np.float32],
+        model_name: str,
+        model_version: str,
+    ) -> tuple[bytes, int | None]:
+        """The answer's body, and the JSON header's length when binary outputs follow it.
+
+        Probabilities go out as the graph's float32 values: inline as the shortest decimal that
+        reads back as the same float32 (as ``/predict`` writes them), or as their 4 bytes.
+        """
+        outputs: list[ResponseOutput] = []
+        tails: list[bytes] = []
+        n = len(labels)
+        for name, binary in decoded.outputs:
+            if name == LABEL:
+                parameters: Parameters = {"content_type": "str"}
+                data: list[Any] | bytes = (
+                    b"".join(map(self._label_bytes.__getitem__, labels)) if binary else list(labels)
+                )
+                shape, datatype = [n], "BYTES"
+            else:
+                parameters = {"classes": CLASS_ORDER}
+                rows = np.ascontiguousarray(probabilities, dtype="<f4")
+                data = rows.tobytes() if binary else rows.ravel().tolist()
+                shape, datatype = [n, len(CLASSES)], "FP32"
+            if isinstance(data, bytes):
+                tails.append(data)
+                parameters["binary_data_size"] = len(data)
+                outputs.append(ResponseOutput(name, shape, datatype, parameters))
+            else:
+                outputs.append(ResponseOutput(name, shape, datatype, parameters, data))
+        header = self._encoder.encode(
+            InferenceResponse(model_name, model_version, outputs, id=decoded.request_id)
+        )
+        if not tails:
+            return header, None
+        return b"".join([header, *tails]), len(header)
+
+    def encode_value(self, value: object) -> bytes:
+        """Any other body (metadata, readiness) with the shared encoder."""
+        return self._encoder.encode(value)
+
+
+def _check_names(names: list[str]) -> None:
+    """Every feature's tensor, once, and nothing else."""
+    for name in names:
+        if name not in FEATURES:
+            raise InvalidTensorError(
+                f"unknown input {shown(name)} (the inputs are {', '.join(FEATURES)})",
+                field=name,
+            )
+        if names.count(name) > 1:
+            raise InvalidTensorError(f"input '{name}' is sent twice", field=name)
+    for name, feature in FEATURES.items():
+        if name not in names:
+            raise InvalidTensorError(
+                f"input '{name}' is missing (expected {feature.expected})",
+                field=name,
+                expected=feature.expected,
+            )
+
+
+def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """The JSON header and the binary data after it."""
+    if header_length is None:
+        return body, b""
+    text = header_length.strip()
+    length = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 < length <= len(body):
+        raise InferenceHeaderError(
+            f"{HEADER_LENGTH} must be the JSON header's length in bytes, from 1 to the body's "
+            f"{len(body)} (got {shown(header_length)})",
+            field=HEADER_LENGTH,
+            expected=f"a whole number from 1 to {len(body)}",
+        )
+    return body[:length], body[length:]
+
+
+def _plain(exc: msgspec.ValidationError) -> str:
+    # msgspec says "Expected `array`, got `str` - at `$.inputs[0].shape`": kept, quotes dropped.
+    text = str(exc).replace("`", "")
+    return text[0].lower() + text[1:] if text else "not valid"
+
+
+def _check_parameters(
+    parameters: Parameters, where: str, *, pandas: bool = False, content: str | None = None
+) -> None:
+    for key, message in _NOT_SUPPORTED.items():
+        if key in parameters:
+            raise InvalidTensorError(f"{where}: {message}", field=key)
+    kind = parameters.get("content_type")
+    allowed = ("pd",) if pandas else (content,) if content else ()
+    if kind is not None and allowed and kind not in allowed:
+        raise InvalidTensorError(
+            f"{where}: content_type must be {' or '.join(map(repr, allowed))} (got {shown(kind)})",
+            field="content_type",
+            expected=" or ".join(str(a) for a in allowed),
+        )
+
+
+def _binary_size(tensor: RequestInput) -> int | None:
+    parameters = tensor.parameters or {}
+    size = parameters.get("binary_data_size")
+    if size is None:
+        if tensor.data is None:
+            raise InvalidTensorError(
+                f"input '{tensor.name}' has no data (neither data nor binary_data_size)",
+                field=tensor.name,
+            )
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise InferenceHeaderError(
+            f"input '{tensor.name}': binary_data_size must be a whole number of bytes "
+            f"(got {shown(size)})",
+            field=tensor.name,
+        )
+    if tensor.data is not None:
+        raise InvalidTensorError(
+            f"input '{tensor.name}' has both data and binary_data_size: send one of them",
+            field=tensor.name,
+        )
+    return size
+
+
+def _flatten(tensor: RequestInput) -> list[Any]:
+    """Inline data, flat or nested as the shape says (``[[45], [61]]`` for ``[2, 1]``)."""
+    data = tensor.data or []
+    if not data or not isinstance(data[0], list):
+        return data
+    if len(tensor.shape) != 2 or len(data) != tensor.shape[0]:
+        raise InvalidTensorError(
+            f"input '{tensor.name}': nested data must have one row per element of shape "
+            f"{tensor.shape}",
+            field=tensor.name,
+            expected="flat data, or nested as the shape",
+        )
+    flat: list[Any] = []
+    for index, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != 1:
+            raise InvalidTensorError(
+                f"input '{tensor.name}' row {index}: must be a list of one element "
+                f"(got {shown(row)})",
+                field=tensor.name,
+                index=index,
+                expected="a list of one element",
+            )
+        flat.append(row[0])
+    return flat
+
+
+def _from_binary(tensor: RequestInput, feature: Feature, data: bytes) -> tuple[list[Any], bool]:
+    """The elements of a tensor sent as binary data, and whether they are known to be allowed."""
+    if tensor.datatype == "BYTES":
+        split = feature.vocabulary.split(data) if feature.vocabulary is not None else None
+        if split is not None:
+            return split, True
+        return _split_bytes(tensor.name, data), False
+    dtype = _BINARY[tensor.datatype]
+    if len(data) % dtype.itemsize:
+        raise InferenceHeaderError(
+            f"input '{tensor.name}': binary_data_size {len(data)} is not a whole number of "
+            f"{tensor.datatype} elements ({dtype.itemsize} bytes each)",
+            field=tensor.name,
+        )
+    values: list[Any] = np.frombuffer(data, dtype=dtype).tolist()
+    return values, False
+
+
+def _split_bytes(name: str, data: bytes) -> list[Any]:
+    """BYTES elements one by one, naming the first that is cut off or not UTF-8."""
+    values: list[Any] = []
+    offset, end = 0, len(data)
+    while offset < end:
+        index = len(values)
+        if offset + 4 > end:
+            raise InvalidTensorError(
+                f"input '{name}' element {index}: its 4-byte length is cut off "
+                f"({end - offset} bytes left)",
+                field=name,
+                index=index,
+                expected="a 4-byte little-endian length, then that many bytes",
+            )
+        (size,) = _U32.unpack_from(data, offset)
+        offset += 4
+        if offset + size > end:
+            raise InvalidTensorError(
+                f"input '{name}' element {index}: its length {size} runs past the tensor's "
+                f"binary data ({end - offset} bytes left)",
+                field=name,
+                index=index,
+                expected="a 4-byte little-endian length, then that many bytes",
+            )
+        try:
+            values.append(data[offset : offset + size].decode())
+        except UnicodeDecodeError:
+            raise InvalidTensorError(
+                f"input '{name}' element {index}: must be UTF-8 text "
+                f"(got {shown(data[offset : offset + size][:40].hex())} in hex)",
+                field=name,
+                index=index,
+                expected=FEATURES[name].rule.expected,
+            ) from None
+        offset += size
+    return values
+
+
+def _checked(tensor: RequestInput, feature: Feature, values: list[Any]) -> list[Any]:
+    """``values`` checked with the contract's type of the field; FP32 as the model sees it."""
+    checked = _convert(tensor.name, feature, values)
+    if tensor.datatype == "FP32":
+        # The element is a float32: the model is given that value, so it is that value that
+        # must be in range (a tiny positive float32 of the JSON rounds to 0).
+        checked = _convert(tensor.name, feature, np.asarray(checked, dtype=np.float32).tolist())
+    return checked
+
+
+def _convert(name: str, feature: Feature, values: list[Any]) -> list[Any]:
+    try:
+        converted: list[Any] = msgspec.convert(values, feature.element_type, strict=True)
+    except msgspec.ValidationError as exc:
+        match = _INDEX.search(str(exc))
+        index = int(match[1]) if match else None
+        value = values[index] if index is not None else None
+        got = "" if index is None else f" (got {_shown(value)})"
+        where = f"input '{name}'" + (f" element {index}" if index is not None else "")
+        raise InvalidTensorError(
+            f"{where}: must be {feature.rule.must}{got}",
+            field=name,
+            index=index,
+            expected=feature.rule.expected,
+        ) from None
+    return converted
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN: say it as Python does
+    return shown(value)
+
+
+def _outputs(request: InferenceRequest) -> tuple[tuple[str, bool], ...]:
+    parameters = request.parameters or {}
+    default = parameters.get("binary_data_output", False)
+    if not isinstance(default, bool):
+        raise InvalidTensorError(
+            f"binary_data_output must be true or false (got {shown(default)})",
+            field="binary_data_output",
+            expected="true or false",
+        )
+    if request.outputs is None:
+        return tuple((name, default) for name in OUTPUT_NAMES)
+    chosen: list[tuple[str, bool]] = []
+    for output in request.outputs:
+        if output.name not in OUTPUT_NAMES:
+            raise InvalidTensorError(
+                f"unknown output {shown(output.name)} (the outputs are {', '.join(OUTPUT_NAMES)})",
+                field=output.name,
+            )
+        if any(name == output.name for name, _ in chosen):
+            raise InvalidTensorError(
+                f"output '{output.name}' is asked for twice", field=output.name
+            )
+        binary = default
+        if output.parameters:
+            _check_parameters(output.parameters, f"output '{output.name}'")
+            binary = output.parameters.get("binary_data", default)
+            if not isinstance(binary, bool):
+                raise InvalidTensorError(
+                    f"output '{output.name}': binary_data must be true or false "
+                    f"(got {shown(binary)})",
+                    field=output.name,
+                    expected="true or false",
+                )
+        chosen.append((output.name, binary))
+    if not chosen:
+        return tuple((name, default) for name in OUTPUT_NAMES)
+    return tuple(chosen)
