@@ -78,6 +78,8 @@ class ServerProcess:
         log_path: where the server's output goes (discarded when None); a start failure quotes
             its end.
         ready_timeout: seconds to wait for ``GET /ready`` to answer 200.
+        port: the port to bind (a free one when None); a replica restarted behind a load
+            balancer takes its old port again.
     """
 
     def __init__(
@@ -89,8 +91,9 @@ class ServerProcess:
         extra_env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.ready_timeout = ready_timeout
         inherited = dict(os.environ)
         # Several workers share metrics through this folder, which the server makes its own: one

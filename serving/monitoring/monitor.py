@@ -228,7 +228,8 @@ class Monitor:
         backend = self._backend()
         end = until if until is not None else time.time()
         start = since if since is not None else end - DEFAULT_WINDOW_S
-        window = Filters(since=start, until=end, model_version=model_version)
+        # What the server answered: shadows' predictions are in /monitoring/versions.
+        window = Filters(since=start, until=end, model_version=model_version, answered=True)
         drift_version = model_version or self.current_version()
         reference = self.metadata_for(drift_version) if drift_version else None
         if model_version is not None and reference is None:
@@ -244,7 +245,9 @@ class Monitor:
             latency = _latency(backend.latencies(window, SAMPLE_ROWS))
             drift = None
             if reference is not None:
-                live = Filters(since=start, until=end, model_version=reference.version)
+                live = Filters(
+                    since=start, until=end, model_version=reference.version, answered=True
+                )
                 drift = _drift(reference, backend.inputs(live, SAMPLE_ROWS))
             log = self._log_status(backend)
         except Exception as exc:  # any driver error: one 503, details in the log

@@ -110,6 +110,8 @@ def test_shadows_are_logged_never_returned(
     assert by_role == {(versions.primary, "primary"), (versions.shadow, "shadow")}
     answered = {r.request_id for r in rows if r.role == "primary"}  # type: ignore[attr-defined]
     assert {r.request_id for r in rows if r.role == "shadow"} == answered  # type: ignore[attr-defined]
+    summary = client.get("/monitoring/summary").json()
+    assert summary["predictions"] == 10  # what the server answered: shadows are not answers
     metrics = client.get("/metrics").text
     assert (
         f'drugclf_version_predictions_total{{role="shadow",version="{versions.shadow}"}} 10.0'

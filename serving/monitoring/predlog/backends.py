@@ -58,6 +58,8 @@ class Filters(msgspec.Struct, frozen=True):
     until: float | None = None
     model_version: str | None = None
     predicted: str | None = None
+    answered: bool = False
+    """Only the rows of answers (roles primary and candidate): not what shadows predicted."""
 
 
 class Connection(Protocol):
@@ -288,6 +290,8 @@ class Backend:
         if filters.predicted is not None:
             clauses.append(f"predicted = {p}")
             params.append(filters.predicted)
+        if filters.answered:
+            clauses.append("(role IS NULL OR role <> 'shadow')")
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def where(self, filters: Filters) -> tuple[str, list[Any]]:

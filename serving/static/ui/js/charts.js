@@ -62,7 +62,8 @@ export function lineChart(container, opts) {
   const width = 560;
   const pad = { top: 20, right: 16, bottom: 40, left: 62 };
   const svg = frame(label, width, height);
-  const all = series.flatMap((s) => s.values.map(Number)).filter((v) => Number.isFinite(v));
+  const all = series.flatMap((s) => s.values.filter((v) => v !== null && v !== undefined).map(Number))
+    .filter((v) => Number.isFinite(v));
   let min = opts.min ?? Math.min(...all);
   let max = opts.max ?? Math.max(...all);
   if (!Number.isFinite(min) || !Number.isFinite(max)) { min = 0; max = 1; }
@@ -85,12 +86,16 @@ export function lineChart(container, opts) {
     }
   });
   for (const s of series) {
-    const nums = s.values.map(Number);
-    if (nums.length > 1) {
-      svg.append(svgEl("polyline", { class: `line ${s.cls || ""}`.trim(),
-        points: nums.map((v, i) => `${xAt(i)},${yAt(v)}`).join(" ") }));
+    // null (no value, e.g. a time bucket without labels) leaves a gap: one polyline per run.
+    const nums = s.values.map((v) => (v === null || v === undefined ? NaN : Number(v)));
+    let run = [];
+    for (const [i, v] of [...nums, NaN].entries()) {
+      if (Number.isFinite(v)) { run.push(`${xAt(i)},${yAt(v)}`); continue; }
+      if (run.length > 1) svg.append(svgEl("polyline", { class: `line ${s.cls || ""}`.trim(), points: run.join(" ") }));
+      run = [];
     }
     nums.forEach((v, i) => {
+      if (!Number.isFinite(v)) return;
       const dot = svgEl("circle", { class: `dot ${s.cls || ""}`.trim(), cx: xAt(i), cy: yAt(v), r: 4 });
       dot.append(svgEl("title", {}, `${s.name} · ${labels[i]}: ${format(v)}`));
       svg.append(dot);
