@@ -1,5 +1,8 @@
 """HTTP figures with wrk: /predict against the model-free reference and /health, and big batches.
 
+The Open Inference Protocol (V2) route is measured beside /predict on the same patients, its
+tensors inline (JSON) and as binary data, one patient and 1,000 at a time.
+
 Every body is first sent once from Python and its answer checked in full (known drug,
 probabilities summing to 1, model version, one prediction per patient); under load the wrk Lua hook
 then checks each answer's status and shape. The server is deterministic, so the same bodies get
@@ -19,6 +22,7 @@ import msgspec
 
 from loadtests.bench.server import HOST
 from loadtests.bench.stats import Spread
+from loadtests.bench.v2 import HEADER_LENGTH, INFER_PATH, V2Body, check_v2_answer, post_v2, v2_body
 from loadtests.bench.wrk import WrkResult, run_wrk
 from loadtests.checks import check_predict_body, check_status
 from loadtests.patients import PatientSource, load_dataset
@@ -50,6 +54,8 @@ class Target(msgspec.Struct, frozen=True):
     path: str
     bodies: list[bytes] = []
     expect: str | None = None
+    headers: list[dict[str, str]] | None = None
+    """More headers for each body (the binary tensor data's header length)."""
 
 
 class Point(msgspec.Struct, frozen=True):
@@ -84,6 +90,8 @@ class HttpResult(msgspec.Struct, frozen=True):
     points: list[Point]
     batch: Point | None
     reference_missing: str | None = None
+    v2_batches: list[Point] = []
+    """The 1,000-patient batch through the V2 route (JSON, binary), beside ``batch``."""
 
     def point(self, target: str, connections: int) -> Point | None:
         """The point of one target at one concurrency, if measured."""
@@ -170,12 +178,52 @@ def bodies(seed: int, count: int, batch_size: int | None = None) -> list[bytes]:
 
 
 def targets(single: list[bytes]) -> list[Target]:
-    """/predict, the reference (same bodies, same stack, no model) and /health."""
+    """/predict, the reference (same bodies, same stack, no model), /health, and V2."""
     return [
         Target("predict", "POST /predict", "POST", "/predict", single, PREDICT_EXPECT),
         Target("reference", "POST /bench/reference", "POST", "/bench/reference", single),
         Target("health", "GET /health", "GET", "/health"),
+        *v2_targets(single, "", batch=False),
     ]
+
+
+def v2_targets(predict_bodies: list[bytes], label: str, *, batch: bool) -> list[Target]:
+    """The V2 route on the patients of ``predict_bodies``, inline JSON and binary tensors."""
+    found = []
+    for binary in (False, True):
+        requests = [
+            v2_body(patients if batch else [patients], binary=binary)
+            for patients in map(msgspec.json.decode, predict_bodies)
+        ]
+        kind = "binary" if binary else "JSON"
+        found.append(
+            Target(
+                f"v2-{kind.lower()}",
+                f"POST {INFER_PATH} ({kind}{label})",
+                "POST",
+                INFER_PATH,
+                [r.body for r in requests],
+                PREDICT_EXPECT,
+                [r.headers() for r in requests],
+            )
+        )
+    return found
+
+
+def check_v2_bodies(port: int, target: Target, batch: bool) -> None:
+    """Send each V2 body once and check its answer in full.
+
+    Raises:
+        WrongAnswerError: an answer is wrong.
+    """
+    for index, body in enumerate(target.bodies):
+        headers = target.headers[index] if target.headers else {}
+        length = headers.get(HEADER_LENGTH)
+        request = V2Body(body, int(length) if length else None)
+        status, answer_headers, answer = post_v2(port, request)
+        header = msgspec.json.decode(body[: request.header_length or len(body)])
+        patients = header["inputs"][0]["shape"][0] if batch else 1
+        check_v2_answer(status, answer_headers, answer, patients)
 
 
 def _point(
@@ -209,6 +257,7 @@ def _run(port: int, target: Target, connections: int, duration_s: float, threads
         threads=threads,
         method=target.method,
         bodies=target.bodies,
+        body_headers=target.headers,
         expect=target.expect,
     )
     if result.failures:
@@ -238,6 +287,15 @@ def run_http(
     check_bodies(port, "/predict", batch_bodies, batch=True)
 
     chosen = targets(single)
+    for target in chosen:
+        if target.key.startswith("v2-"):
+            check_v2_bodies(port, msgspec.structs.replace(target, bodies=target.bodies[:50]), False)
+    v2_batch_targets = [
+        msgspec.structs.replace(target, key=f"{target.key}-batch")
+        for target in v2_targets(batch_bodies, ", 1,000 patients", batch=True)
+    ]
+    for target in v2_batch_targets:
+        check_v2_bodies(port, target, True)
     reference_missing = None
     status, _ = post(port, "/bench/reference", single[0])
     if status != 200:
@@ -273,6 +331,7 @@ def run_http(
     batch_target = Target("batch", "POST /predict (1,000 patients)", "POST", "/predict")
     batch_target = msgspec.structs.replace(batch_target, bodies=batch_bodies, expect=PREDICT_EXPECT)
     batch_runs: list[WrkResult] = []
+    v2_batch_runs: dict[str, list[WrkResult]] = {t.key: [] for t in v2_batch_targets}
     for repeat in range(1, repeats + 1):
         for count in connections:
             for target in chosen:
@@ -280,6 +339,9 @@ def run_http(
                 runs.setdefault((target.key, count), []).append(measured(target, count))
         progress(f"  repeat {repeat}/{repeats}: {batch_target.label}, 1 connection")
         batch_runs.append(measured(batch_target, 1))
+        for target in v2_batch_targets:  # beside /predict's batch, so noise hits both alike
+            progress(f"  repeat {repeat}/{repeats}: {target.label}, 1 connection")
+            v2_batch_runs[target.key].append(measured(target, 1))
 
     by_key = {t.key: t for t in chosen}
     points = [
@@ -305,4 +367,15 @@ def run_http(
             log_drain=drain.get(batch_key),
         ),
         reference_missing=reference_missing,
+        v2_batches=[
+            _point(
+                target,
+                1,
+                v2_batch_runs[target.key],
+                cpu.get((target.key, 1)),
+                log_dropped=dropped.get((target.key, 1)),
+                log_drain=drain.get((target.key, 1)),
+            )
+            for target in v2_batch_targets
+        ],
     )

@@ -26,7 +26,11 @@ LABELS: Final = {
     "predict": "`POST /predict`",
     "reference": "`POST /bench/reference`",
     "health": "`GET /health`",
+    "v2-json": "`POST /v2/.../infer` (JSON)",
+    "v2-binary": "`POST /v2/.../infer` (binary)",
 }
+V2_P50_RATIO: Final = 1.2
+"""The V2 route's p50 may be at most this many times /predict's, for the same patients."""
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -140,6 +144,7 @@ def total_failures(report: Report) -> int:
     if report.http:
         total += sum(p.failures for p in report.http.points)
         total += report.http.batch.failures if report.http.batch else 0
+        total += sum(p.failures for p in report.http.v2_batches)
     for scenario in report.scenarios:
         for figures in (scenario.off, scenario.on):
             total += figures.failures if figures else 0
@@ -184,6 +189,7 @@ def targets(report: Report) -> list[list[str]]:
         if http.batch:
             p50 = http.batch.p50_us.median
             add("1,000-patient batch p50 < 8 ms", format_us(http.batch.p50_us), p50 < 8_000)
+        rows.extend(_v2_targets(http))
     if report.startup_s:
         add(
             "ready < 1 s after start",
@@ -210,6 +216,47 @@ def targets(report: Report) -> list[list[str]]:
             rows.append(
                 ["(not a target) longest log drain after a run", f"{max(drains):.1f} s", "—"]
             )
+    return rows
+
+
+def _p50_ratio(numerator: Point | None, denominator: Point | None) -> float | None:
+    if numerator is None or denominator is None or not denominator.p50_us.median:
+        return None
+    return numerator.p50_us.median / denominator.p50_us.median
+
+
+def _v2_targets(http: HttpResult) -> list[list[str]]:
+    """The Open Inference Protocol's targets: each within 1.2x of /predict's p50, binary wins."""
+    rows = []
+    predict = http.point("predict", TARGET_CONNECTIONS)
+    batches = {point.target: point for point in http.v2_batches}
+    for kind in ("json", "binary"):
+        name = "JSON" if kind == "json" else "binary"
+        for label, ratio in (
+            (
+                f"one patient at {TARGET_CONNECTIONS} connections",
+                _p50_ratio(http.point(f"v2-{kind}", TARGET_CONNECTIONS), predict),
+            ),
+            ("1,000 patients", _p50_ratio(batches.get(f"v2-{kind}-batch"), http.batch)),
+        ):
+            if ratio is not None:
+                rows.append(
+                    [
+                        f"V2 {name}, {label}: p50 ≤ {V2_P50_RATIO:g}× `/predict`'s",
+                        f"{ratio:.2f}×",
+                        "yes" if ratio <= V2_P50_RATIO else "**no**",
+                    ]
+                )
+    binary, inline = batches.get("v2-binary-batch"), batches.get("v2-json-batch")
+    ratio = _p50_ratio(binary, inline)
+    if binary is not None and inline is not None and ratio is not None:
+        rows.append(
+            [
+                "V2 1,000 patients: binary p50 < JSON p50",
+                f"{format_us(binary.p50_us)} vs {format_us(inline.p50_us)} ({ratio:.2f}×)",
+                "yes" if ratio < 1 else "**no**",
+            ]
+        )
     return rows
 
 
@@ -260,7 +307,7 @@ def _on(flag: bool | None) -> str:
 
 def _http_section(http: HttpResult, settings: Settings) -> list[str]:
     rows = []
-    for key in ("predict", "reference", "health"):
+    for key in LABELS:
         for point in sorted(
             (p for p in http.points if p.target == key), key=lambda p: p.connections
         ):
@@ -314,14 +361,27 @@ def _http_section(http: HttpResult, settings: Settings) -> list[str]:
     return lines
 
 
-def _batch_section(point: Point) -> list[str]:
+def _batch_section(point: Point, v2_batches: list[Point]) -> list[str]:
+    v2_rows = [
+        [
+            f"`POST /v2/.../infer` ({'binary' if 'binary' in p.target else 'JSON'})",
+            *_run_cells(p, BATCH_PATIENTS),
+        ]
+        for p in v2_batches
+    ]
     return [
         "## 3. A 1,000-patient batch, end to end",
         "",
         "One connection, one request in flight, wrk timing the whole exchange (upload of ~70 KB, "
         "decoding, one onnxruntime call, encoding, download).",
         "",
-        *_table(RUN_COLUMNS, [_run_cells(point, BATCH_PATIENTS)]),
+        *_table(
+            ["Endpoint", *RUN_COLUMNS],
+            [["`POST /predict`", *_run_cells(point, BATCH_PATIENTS)], *v2_rows],
+        ),
+        "",
+        "The V2 rows send the same 1,000 patients as Open Inference Protocol tensors, inline "
+        "(JSON) or as binary data, and ask for the outputs the same way.",
         "",
         "Server CPU per request includes the prediction log catching up after the run: each run "
         "waits for the log to write what it spooled before the next starts, and *log drain* is "
@@ -447,7 +507,7 @@ def render(report: Report) -> str:
     if report.http:
         lines += ["", *_http_section(report.http, settings)]
         if report.http.batch:
-            lines += ["", *_batch_section(report.http.batch)]
+            lines += ["", *_batch_section(report.http.batch, report.http.v2_batches)]
     if report.startup_s or report.worker_rss:
         lines += ["", *_startup_section(report)]
     if report.scenarios:

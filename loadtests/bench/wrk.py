@@ -8,7 +8,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -73,15 +73,27 @@ def parse_output(stdout: str) -> WrkResult:
     raise WrkError(f"wrk printed no result line:\n{stdout[-2000:]}")
 
 
-def write_bodies(bodies: Sequence[bytes], folder: Path) -> Path:
-    """One JSON body per line, as the Lua script reads them."""
+def write_bodies(
+    bodies: Sequence[bytes],
+    folder: Path,
+    headers: Sequence[Mapping[str, str]] | None = None,
+) -> tuple[Path, bool]:
+    """The bodies as the Lua script reads them, and whether they are hex-encoded.
+
+    One JSON body per line; bodies with a line break (binary data) or headers of their own are
+    written one per line as ``Name: value<TAB>...<TAB><hex of the body>`` instead.
+    """
     path = folder / f"bodies-{len(bodies)}-{os.getpid()}-{id(bodies)}.jsonl"
+    encoded = headers is not None or any(b"\n" in body for body in bodies)
     with path.open("wb") as handle:
-        for body in bodies:
-            if b"\n" in body:
-                raise ValueError("a wrk body must be one line of JSON")
-            handle.write(body + b"\n")
-    return path
+        for index, body in enumerate(bodies):
+            if not encoded:
+                handle.write(body + b"\n")
+                continue
+            extra = headers[index] if headers is not None else {}
+            fields = [f"{name}: {value}" for name, value in extra.items()]
+            handle.write("\t".join([*fields, body.hex()]).encode() + b"\n")
+    return path, encoded
 
 
 def run_wrk(
@@ -92,6 +104,7 @@ def run_wrk(
     threads: int = 1,
     method: str = "GET",
     bodies: Sequence[bytes] = (),
+    body_headers: Sequence[Mapping[str, str]] | None = None,
     expect: str | None = None,
     until: Callable[[], object] | None = None,
 ) -> WrkResult:
@@ -104,6 +117,8 @@ def run_wrk(
         threads: wrk threads (at most ``connections``).
         method: GET or POST.
         bodies: request bodies, cycled through (POST).
+        body_headers: more headers for each body (e.g. the binary tensor data's
+            ``Inference-Header-Content-Length``), in the order of ``bodies``.
         expect: text every answer must contain to count as right.
         until: run while this call blocks (e.g. a retrain) instead; ``duration_s`` becomes
             the minimum. wrk is then stopped with SIGINT, on which it still reports.
@@ -114,7 +129,9 @@ def run_wrk(
     with tempfile.TemporaryDirectory(prefix="drugclf-wrk-") as tmp:
         env = {**os.environ, "WRK_METHOD": method, "WRK_PATH": path, "WRK_EXPECT": expect or ""}
         if bodies:
-            env["WRK_BODY_FILE"] = str(write_bodies(bodies, Path(tmp)))
+            body_file, encoded = write_bodies(bodies, Path(tmp), body_headers)
+            env["WRK_BODY_FILE"] = str(body_file)
+            env["WRK_BODY_HEX"] = "1" if encoded else ""
         command = [
             wrk_path(),
             f"-t{max(1, min(threads, connections))}",

@@ -4,6 +4,8 @@
 --   WRK_METHOD      GET or POST (default GET)
 --   WRK_PATH        request path (default /)
 --   WRK_BODY_FILE   a file with one JSON body per line; requests cycle through them
+--   WRK_BODY_HEX    "1": each line is `Name: value<TAB>...<TAB><hex of the body>` (binary bodies,
+--                   or bodies with headers of their own)
 --   WRK_EXPECT      plain text every answer's body must contain (optional)
 --
 -- wrk itself only counts non-2xx/3xx answers; this script counts every answer that is not a 200
@@ -25,11 +27,23 @@ function init(args)
   bad = 0
   answers = 0
   prepared = {}
-  local headers = { ["Content-Type"] = "application/json" }
+  local hex = os.getenv("WRK_BODY_HEX") == "1"
   if body_file and body_file ~= "" then
     for line in io.lines(body_file) do
       if #line > 0 then
-        prepared[#prepared + 1] = wrk.format(method, path, headers, line)
+        local headers = { ["Content-Type"] = "application/json" }
+        local body = line
+        if hex then
+          local fields = {}
+          for field in string.gmatch(line, "[^\t]+") do fields[#fields + 1] = field end
+          body = fields[#fields]
+          for i = 1, #fields - 1 do
+            local name, value = string.match(fields[i], "^([^:]+):%s*(.*)$")
+            headers[name] = value
+          end
+          body = (string.gsub(body, "%x%x", function(c) return string.char(tonumber(c, 16)) end))
+        end
+        prepared[#prepared + 1] = wrk.format(method, path, headers, body)
       end
     end
   end

@@ -55,7 +55,7 @@ _BINARY: Final[dict[str, np.dtype[Any]]] = {
     "FP32": np.dtype("<f4"),
 }
 _U32: Final = struct.Struct("<I")
-_INDEX: Final = re.compile(r" - at `\$\[(\d+)\]`$")
+_INDEX: Final = re.compile(r" - at `\$\[0\]\[(\d+)\]`$")
 _SHARED_MEMORY: Final = "shared_memory_region"
 _NOT_SUPPORTED: Final = {
     _SHARED_MEMORY: "shared memory is not supported: send the data in the body",
@@ -74,7 +74,10 @@ class Feature:
     rule: Rule
     datatypes: tuple[str, ...]
     content_type: str
-    element_type: Any
+    elements: Any
+    """A one-field array-like Struct of ``list[<the field's contract type>]``: ``convert`` looks a
+    class up in its cache by identity, where a ``typing`` type is hashed again on every call
+    (most of a one-patient request's decoding)."""
     vocabulary: _Vocabulary | None
 
     @property
@@ -126,7 +129,12 @@ def _feature(spec: Any) -> Feature:
         rule=Rule.of_field(spec),
         datatypes=_DATATYPES[spec.type],
         content_type=_CONTENT_TYPES[spec.type],
-        element_type=list[_ELEMENT_TYPES[spec.name]],  # type: ignore[valid-type]
+        elements=msgspec.defstruct(
+            f"{spec.name}Elements",
+            [("values", list[_ELEMENT_TYPES[spec.name]])],  # type: ignore[valid-type]
+            array_like=True,
+            frozen=True,
+        ),
         vocabulary=_Vocabulary(spec.allowed) if spec.allowed else None,
     )
 
@@ -505,7 +513,7 @@ def _checked(tensor: RequestInput, feature: Feature, values: list[Any]) -> list[
 
 def _convert(name: str, feature: Feature, values: list[Any]) -> list[Any]:
     try:
-        converted: list[Any] = msgspec.convert(values, feature.element_type, strict=True)
+        converted: list[Any] = msgspec.convert([values], feature.elements, strict=True).values
     except msgspec.ValidationError as exc:
         match = _INDEX.search(str(exc))
         index = int(match[1]) if match else None

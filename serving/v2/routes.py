@@ -95,6 +95,15 @@ EXAMPLE_RESPONSE: Final = {
     ],
 }
 
+ModelName = Annotated[str, PathParameter(description="The model's name (`drug-classifier`).")]
+ModelVersion = Annotated[
+    str | None,
+    PathParameter(
+        description="A published version that passed its parity gate (listed in the model's "
+        "metadata); without it, the served version answers."
+    ),
+]
+
 InferenceBody = Annotated[
     InferenceRequest,
     Body(
@@ -110,8 +119,10 @@ InferenceBody = Annotated[
 ]
 
 
-def document_infer(data: InferenceBody) -> None:  # pragma: no cover - never called
-    """Only for the OpenAPI document: the handler reads the raw body and decodes it itself."""
+def document_infer(  # pragma: no cover - never called
+    data: InferenceBody, model_name: ModelName, model_version: ModelVersion = None
+) -> None:
+    """Only for the OpenAPI document: the handler reads the raw body and the path itself."""
 
 
 @dataclass
@@ -143,15 +154,6 @@ class _BinaryAnswer(Operation):
                 )
             )
 
-
-ModelName = Annotated[str, PathParameter(description="The model's name (`drug-classifier`).")]
-ModelVersion = Annotated[
-    str | None,
-    PathParameter(
-        description="A published version that passed its parity gate (listed in the model's "
-        "metadata); without it, the served version answers."
-    ),
-]
 
 NOT_FOUND: Final = (ModelNotFoundError, VersionNotFoundError)
 INFER_ERRORS: Final = (
@@ -263,14 +265,17 @@ class OpenInferenceController(Controller):
         binary tensor data extension (both directions).
         """
         scope = request.scope
+        # Read from the scope, not as handler parameters: Litestar would parse them into a
+        # signature model on every request of the hottest V2 route.
+        path = scope["path_params"]
         header_length = None
         for key, value in scope["headers"]:
             if key == HEADER_LENGTH_BYTES:
                 header_length = value.decode("latin-1")
         state = scope["state"]
         answer = await service(request.app.state, OpenInference).infer(
-            model_name,
-            model_version,
+            path["model_name"],
+            path.get("model_version"),
             await request.body(),
             header_length=header_length,
             headers=scope["headers"],

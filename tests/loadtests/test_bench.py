@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import msgspec
+import numpy as np
 import pytest
 
 from drugclf.artifact import read_metadata
@@ -18,7 +20,11 @@ from loadtests.bench.http_bench import HttpResult, Point
 from loadtests.bench.report import Report, Settings, render, targets
 from loadtests.bench.scenarios import NOT_BUILT, ScenarioResult
 from loadtests.bench.stats import Spread, format_us, percentile
+from loadtests.bench.v2 import check_v2_answer, v2_body
 from loadtests.bench.wrk import WrkError, parse_output, run_wrk
+from loadtests.checks import WrongAnswerError
+from serving.v2.codec import TensorCodec
+from tests.support import PATIENT
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (apt)")
 
@@ -74,8 +80,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self) -> None:
+        # /binary: the body must arrive byte for byte, with its own header.
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        header = self.headers.get("Inference-Header-Content-Length")
+        right = body == BINARY_BODY and header == str(len(BINARY_BODY) - 3)
+        answer = b'{"model_version":"v1"}' if right else b'{"wrong":1}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+BINARY_BODY = b'{"inputs":[]}\n\x00\xff\t'
 
 
 @pytest.fixture
@@ -108,6 +128,38 @@ def test_wrk_hook_counts_wrong_answers(tiny_server: int, path: str, wrong: bool)
     else:
         assert result.bad == 0
         assert result.failures == 0
+
+
+@needs_wrk
+@pytest.mark.slow
+def test_wrk_sends_binary_bodies_with_their_own_headers(tiny_server: int) -> None:
+    result = run_wrk(
+        f"http://127.0.0.1:{tiny_server}/binary",
+        connections=1,
+        duration_s=1,
+        method="POST",
+        bodies=[BINARY_BODY],
+        body_headers=[{"Inference-Header-Content-Length": str(len(BINARY_BODY) - 3)}],
+        expect='"model_version"',
+    )
+    assert result.requests > 0 and result.bad == 0
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_v2_bodies_carry_the_same_patients(binary: bool) -> None:
+    patients = [dict(PATIENT), {**PATIENT, "Age": 61, "BP": "NORMAL", "Na_to_K": 25.4}]
+    request = v2_body(patients, binary=binary)
+    codec = TensorCodec(max_batch_size=10)
+    header = None if request.header_length is None else str(request.header_length)
+    decoded = codec.decode(request.body, header)
+    assert [msgspec.to_builtins(p) for p in decoded.patients] == patients
+    assert decoded.outputs == (("label", binary), ("probabilities", binary))
+    probabilities = np.array([[0.5, 0.5, 0, 0, 0], [0, 0, 0, 0, 1]], dtype=np.float32)
+    body, length = codec.encode(decoded, ["DrugA", "DrugY"], probabilities, "m", "v")
+    headers = {} if length is None else {"Inference-Header-Content-Length": str(length)}
+    check_v2_answer(200, headers, body, 2)
+    with pytest.raises(WrongAnswerError):
+        check_v2_answer(200, headers, body, 3)
 
 
 def test_report_marks_unbuilt_scenarios_and_missed_targets(served_artifacts: Path) -> None:
@@ -158,6 +210,36 @@ def test_report_counts_the_rows_the_log_dropped(served_artifacts: Path) -> None:
     assert "| 0 | 0.3 s |" in text
 
 
+def test_report_holds_v2_to_predict_s_p50(served_artifacts: Path) -> None:
+    def point(target: str, p50: float, connections: int = 16) -> Point:
+        spread = Spread.of([p50])
+        return Point(target, connections, spread, spread, spread, 10, 0)
+
+    report = Report(
+        settings=Settings(5.0, 3, 2, 1, True),
+        model=read_metadata(Registry(served_artifacts).resolve_current()),
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        load_before=(0.5, 0.5, 0.5),
+        http=HttpResult(
+            points=[point("predict", 1000), point("v2-json", 1100), point("v2-binary", 1300)],
+            batch=point("batch", 8000, 1),
+            v2_batches=[point("v2-json-batch", 9000, 1), point("v2-binary-batch", 8500, 1)],
+        ),
+    )
+    rows = {row[0]: row[1:] for row in targets(report)}
+    assert rows["V2 JSON, one patient at 16 connections: p50 ≤ 1.2× `/predict`'s"] == [
+        "1.10×",
+        "yes",
+    ]
+    assert rows["V2 binary, one patient at 16 connections: p50 ≤ 1.2× `/predict`'s"] == [
+        "1.30×",
+        "**no**",
+    ]
+    assert rows["V2 JSON, 1,000 patients: p50 ≤ 1.2× `/predict`'s"] == ["1.12×", "yes"]
+    assert rows["V2 1,000 patients: binary p50 < JSON p50"][1] == "yes"
+    assert "`POST /v2/.../infer` (binary)" in render(report)
+
+
 @needs_wrk
 @pytest.mark.slow
 @pytest.mark.e2e
@@ -191,3 +273,4 @@ def test_quick_benchmark_runs_and_writes_its_report(served_artifacts: Path, tmp_
     assert "Log rows dropped" in text
     assert "prediction log: no row dropped in the HTTP runs" in text  # the bench's server logs
     assert "Log drain" in text
+    assert "`POST /v2/.../infer` (binary)" in text  # the V2 rows, beside /predict
