@@ -86,7 +86,7 @@ class ExplainController(Controller):
         scope = request.scope
         check_json_content_type(scope["headers"])
         explanations = service(request.app.state, ExplanationService)
-        answer = explanations.answer_json(await request.body())
+        answer = await explanations.answer_json(await request.body())
         scope["state"]["model_version"] = answer.model_version
         return RawResponse(answer.body)
 

@@ -7,23 +7,22 @@ Bodies are decoded by the ``/predict`` codec: the same validation and errors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
-import numpy as np
-import numpy.typing as npt
+from typing import ClassVar, Final, cast
 
 from drugclf.contract import FEATURE_NAMES, Patient
+from serving.explain.batching import CellBatcher
 from serving.explain.schemas import ClassValues, ExplanationResponse, ExplanationsInfo, InputValues
 from serving.http.errors import ErrorExample, ModelUnavailableError, ServingError
 from serving.inference.codec import PatientCodec
 from serving.inference.explainer import Explainer
 from serving.inference.holder import ModelHolder
-from serving.inference.model import DrugModel, Predictions, columns
+from serving.inference.model import DrugModel, columns
 from serving.inference.schemas import Probabilities
 from serving.inference.service import Answer
 
 METHOD = "exact interventional Shapley values over the training rows (before SMOTE)"
+ANSWER_CACHE_SIZE: Final = 4096
+"""Encoded single-patient explanations kept per worker (emptied when full, like /predict's)."""
 
 
 class ExplanationsUnavailableError(ServingError):
@@ -40,18 +39,6 @@ class ExplanationsUnavailableError(ServingError):
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Explained:
-    """Predictions and their Shapley values, made by one model version."""
-
-    model: DrugModel
-    predictions: Predictions
-    values: npt.NDArray[np.float64]
-    """Shape [patients, inputs, classes]."""
-    base_values: npt.NDArray[np.float64]
-    """Shape [classes]."""
-
-
 class ExplanationService:
     """Answers explanation requests with the model the holder serves now."""
 
@@ -59,6 +46,10 @@ class ExplanationService:
         self.holder = holder
         self.codec = codec
         self._info: dict[str, bytes] = {}
+        self._answers: dict[int, bytes] = {}
+        """Encoded answers by cell, for ``_answers_version``."""
+        self._answers_version: str | None = None
+        self._batcher = CellBatcher()
 
     def _explained(self) -> tuple[DrugModel, Explainer]:
         model = self.holder.model
@@ -73,23 +64,7 @@ class ExplanationService:
             )
         return model, model.explainer
 
-    def explain(self, patients: Patient | list[Patient]) -> Explained:
-        """Predictions and Shapley values, from one model.
-
-        Raises:
-            ModelUnavailableError: no model is loaded.
-            ExplanationsUnavailableError: the served model has no explainer.
-        """
-        model, explainer = self._explained()
-        batch = [patients] if isinstance(patients, Patient) else patients
-        predictions = (
-            model.predict_one(patients) if isinstance(patients, Patient) else model.predict(batch)
-        )
-        return Explained(
-            model, predictions, explainer.values(columns(batch)), explainer.base_values
-        )
-
-    def answer_json(self, body: bytes) -> Answer:
+    async def answer_json(self, body: bytes) -> Answer:
         """The JSON answer to a ``/predict``-shaped body: one explanation per patient.
 
         Raises:
@@ -97,26 +72,51 @@ class ExplanationService:
             ModelUnavailableError, ExplanationsUnavailableError: nothing to explain with.
         """
         patients = self.codec.decode(body)
-        explained = self.explain(patients)
-        version = explained.model.version
-        base = ClassValues(*explained.base_values.tolist())
-        answers = [
-            ExplanationResponse(
-                prediction=label,
-                probabilities=Probabilities(*probabilities),
-                base_values=base,
-                values=InputValues(*(ClassValues(*row) for row in rows)),
-                model_version=version,
-            )
-            for label, probabilities, rows in zip(
-                explained.predictions.labels,
-                explained.predictions.probabilities.tolist(),
-                explained.values.tolist(),
-                strict=True,
-            )
-        ]
-        encoded = self.codec.encode(answers[0] if isinstance(patients, Patient) else answers)
-        return Answer(encoded, version)
+        model, explainer = self._explained()
+        if model.version != self._answers_version:
+            self._answers.clear()
+            self._answers_version = model.version
+        # The model answers the same for every patient of a cell (that is what makes the values
+        # exact), so an encoded answer serves its whole cell: a request whose cell was answered
+        # before costs a share of one explainer run (cells only) and no run of the forest.
+        if isinstance(patients, Patient):
+            cell = await self._batcher.cell(explainer, patients)
+            answer = self._answers.get(cell) or self._encode(model, explainer, [patients])[0]
+            return Answer(answer, model.version)
+        cached = [self._answers.get(cell) for cell in explainer.cells(columns(patients))]
+        answers = (
+            self._encode(model, explainer, patients)
+            if None in cached
+            else cast("list[bytes]", cached)
+        )
+        return Answer(b"[" + b",".join(answers) + b"]", model.version)
+
+    def _encode(
+        self, model: DrugModel, explainer: Explainer, patients: list[Patient]
+    ) -> list[bytes]:
+        """Predict, explain and encode each patient, keeping the answers by cell."""
+        predictions = (
+            model.predict_one(patients[0]) if len(patients) == 1 else model.predict(patients)
+        )
+        values, cells = explainer.explain(columns(patients))
+        base = ClassValues(*explainer.base_values.tolist())
+        encoded = []
+        for i, cell in enumerate(cells):
+            answer = self._answers.get(cell)
+            if answer is None:
+                if len(self._answers) >= ANSWER_CACHE_SIZE:
+                    self._answers.clear()
+                answer = self._answers[cell] = self.codec.encode(
+                    ExplanationResponse(
+                        prediction=predictions.labels[i],
+                        probabilities=Probabilities(*predictions.probabilities[i].tolist()),
+                        base_values=base,
+                        values=InputValues(*(ClassValues(*row) for row in values[i].tolist())),
+                        model_version=model.version,
+                    )
+                )
+            encoded.append(answer)
+        return encoded
 
     def info(self) -> bytes:
         """The encoded ``/model/explanations`` answer of the served model (once per version).

@@ -17,6 +17,7 @@ import onnxruntime as ort
 
 from drugclf.artifact import (
     BASE_VALUES_OUTPUT,
+    CELL_OUTPUT,
     EXPLAINER_FILE,
     VALUES_OUTPUT,
     ArtifactError,
@@ -38,16 +39,27 @@ class Explainer:
         assert explanations is not None  # only built for versions that have one
         self.session = session
         self.explanations = explanations
-        self._outputs = [VALUES_OUTPUT]
+        self._outputs = [VALUES_OUTPUT, CELL_OUTPUT]
+        self._cell_output = [CELL_OUTPUT]
         self.base_values: npt.NDArray[np.float64] = np.asarray(
             [explanations.base_values[label] for label in metadata.classes], dtype=np.float64
         )
 
-    def values(self, feeds: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
-        """Shapley values [patients, inputs, classes] for the model's input columns."""
-        (values,) = self.session.run(self._outputs, feeds)
-        result: npt.NDArray[np.float64] = values
-        return result
+    def cells(self, feeds: dict[str, npt.NDArray[Any]]) -> list[int]:
+        """Each patient's cell of the grid the model is constant on."""
+        (cells,) = self.session.run(self._cell_output, feeds)
+        found: list[int] = cells.reshape(-1).tolist()
+        return found
+
+    def explain(
+        self, feeds: dict[str, npt.NDArray[Any]]
+    ) -> tuple[npt.NDArray[np.float64], list[int]]:
+        """Shapley values [patients, inputs, classes] and each patient's cell.
+
+        The model answers the same for every patient of one cell.
+        """
+        values, cells = self.session.run(self._outputs, feeds)
+        return values, cells.reshape(-1).tolist()
 
     def check(
         self,

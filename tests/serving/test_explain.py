@@ -16,6 +16,7 @@ from drugclf.artifact import BACKGROUND_FILE, EXPLAINER_FILE, ArtifactError
 from drugclf.contract import CLASSES, FEATURE_NAMES
 from drugclf.registry import Registry
 from serving.app import create_app
+from serving.explain import service as explain_service
 from serving.inference.model import DrugModel
 from serving.settings import Settings
 from tests.support import point_current_at
@@ -203,3 +204,20 @@ def test_a_damaged_explainer_refuses_the_whole_version(
         (folder / BACKGROUND_FILE).unlink()
     with pytest.raises(ArtifactError, match=message):
         DrugModel.load(folder)
+
+
+def test_answers_reused_for_a_cell_are_the_ones_computed_for_it(
+    trained: Trained,
+    settings_for: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Answers are kept per cell of the grid; a full cache is emptied, never wrong."""
+    near = [{**PATIENT, "Na_to_K": value} for value in (25.4, 25.41, 25.42)]  # one cell
+    with TestClient(create_app(settings_for(trained.artifacts_dir))) as fresh:
+        expected = [fresh.post("/explain", json=p).json() for p in [*BATCH, *near]]
+    assert expected[-1] == expected[-2] == expected[-3]
+    monkeypatch.setattr(explain_service, "ANSWER_CACHE_SIZE", 2)
+    with TestClient(create_app(settings_for(trained.artifacts_dir))) as client:
+        for _ in range(2):
+            assert client.post("/explain", json=[*BATCH, *near]).json() == expected
+            assert [client.post("/explain", json=p).json() for p in near] == expected[-3:]

@@ -1,5 +1,6 @@
 import { $, api, clear, config, downloadText, el, errorText, pct, ready } from "./app.js";
 import { parseCsv, toCsv } from "./csv.js";
+import { reasonSentence } from "./explain.js";
 
 let features = [];
 let classes = [];
@@ -60,19 +61,36 @@ async function predictAll(records, onProgress) {
   return results;
 }
 
+/**
+ * Each predicted row's main reason (POST /explain, in chunks of the max batch size). Rows the
+ * server refused are not sent again. Returns null, or why there are no reasons (e.g. a model
+ * exported without explanations).
+ */
+async function explainAll(records, results) {
+  const done = records.map((_, i) => i).filter((i) => results[i] && results[i].ok);
+  for (let start = 0; start < done.length; start += config.maxBatchSize) {
+    const chunk = done.slice(start, start + config.maxBatchSize);
+    const answer = await api("/explain", { method: "POST", json: chunk.map((i) => records[i].patient) });
+    if (!answer.ok) return errorText(answer);
+    answer.data.forEach((a, k) => { results[chunk[k]].reason = reasonSentence(a, records[chunk[k]].patient); });
+  }
+  return null;
+}
+
 function renderResults(records, results) {
   const head = el("tr", {}, el("th", { class: "num" }, "Row"), features.map((f) => el("th", {}, f.name)),
-    el("th", {}, "Prediction"), classes.map((c) => el("th", { class: "num" }, c)));
+    el("th", {}, "Prediction"), el("th", {}, "Main reason"), classes.map((c) => el("th", { class: "num" }, c)));
   const body = records.map((rec, i) => {
     const r = results[i];
     const cells = features.map((f) => el("td", {}, rec.patient[f.name] ?? ""));
     if (r.ok) {
       return el("tr", { "data-row": rec.row }, el("td", { class: "num" }, rec.row), cells,
         el("td", { "data-prediction": "" }, el("strong", {}, r.answer.prediction)),
+        el("td", { "data-reason": "" }, r.reason || "–"),
         classes.map((c) => el("td", { class: "num" }, pct(r.answer.probabilities[c]))));
     }
     return el("tr", { class: "row-error", "data-row": rec.row }, el("td", { class: "num" }, rec.row), cells,
-      el("td", { colspan: classes.length + 1 }, `error: ${r.message}`));
+      el("td", { colspan: classes.length + 2 }, `error: ${r.message}`));
   });
   clear($("#results-table"), el("thead", {}, head), el("tbody", {}, body));
   $("#results-card").hidden = false;
@@ -88,14 +106,14 @@ function renderResults(records, results) {
 function download() {
   if (!outcome) return;
   const { records, results } = outcome;
-  const header = ["row", ...features.map((f) => f.name), "prediction",
+  const header = ["row", ...features.map((f) => f.name), "prediction", "main_reason",
     ...classes.map((c) => `probability_${c}`), "model_version", "error"];
   const rows = records.map((rec, i) => {
     const r = results[i];
     const base = [rec.row, ...features.map((f) => rec.patient[f.name] ?? "")];
     return r.ok
-      ? [...base, r.answer.prediction, ...classes.map((c) => r.answer.probabilities[c]), r.answer.model_version, ""]
-      : [...base, "", ...classes.map(() => ""), "", r.message];
+      ? [...base, r.answer.prediction, r.reason || "", ...classes.map((c) => r.answer.probabilities[c]), r.answer.model_version, ""]
+      : [...base, "", "", ...classes.map(() => ""), "", r.message];
   });
   downloadText("predictions.csv", toCsv(header, rows));
 }
@@ -121,6 +139,7 @@ async function submit(event) {
   button.disabled = true; progress.hidden = false; progress.value = 0;
   summary.textContent = `Predicting ${parsed.records.length} rows…`;
   const results = await predictAll(parsed.records, (p) => { progress.value = p; });
+  const noReasons = await explainAll(parsed.records, results);
   button.disabled = false; progress.hidden = true;
   outcome = { records: parsed.records, results };
   const bad = renderResults(parsed.records, results);
@@ -129,7 +148,8 @@ async function submit(event) {
   summary.className = bad ? "notice bad" : "notice ok";
   summary.textContent = `${good} of ${parsed.records.length} rows predicted` +
     (version ? ` by model ${version}` : "") + (bad ? `; ${bad} with errors (listed below).` : ".") +
-    (parsed.ignored.length ? ` Ignored columns: ${parsed.ignored.join(", ")}.` : "");
+    (parsed.ignored.length ? ` Ignored columns: ${parsed.ignored.join(", ")}.` : "") +
+    (noReasons ? ` No reasons: ${noReasons}` : "");
   $("#download-button").disabled = good === 0 && bad === 0;
   document.body.dataset.batchDone = "true";
 }

@@ -118,3 +118,50 @@ export function legend(series) {
   }
   return box;
 }
+
+/**
+ * A horizontal waterfall: from a base value, one step per contribution, to the final value.
+ * opts: {base, steps: [{label, value}], final, label, baseLabel, finalLabel, format(v)}.
+ * Each step is a bar from the running total to the running total plus its value.
+ */
+export function waterfall(container, opts) {
+  const { base, steps, final, label = "chart", format = String } = opts;
+  const width = 560;
+  const rowH = 26;
+  const pad = { top: 8, right: 64, bottom: 26, left: 150 };
+  const rows = [{ label: opts.baseLabel || "base value", from: 0, to: base, cls: "total" }];
+  let running = base;
+  for (const step of steps) {
+    rows.push({ label: step.label, from: running, to: running + step.value,
+      cls: step.value >= 0 ? "up" : "down", value: step.value });
+    running += step.value;
+  }
+  rows.push({ label: opts.finalLabel || "prediction", from: 0, to: final, cls: "total" });
+  const height = pad.top + pad.bottom + rows.length * rowH;
+  const svg = frame(label, width, height);
+  const ends = rows.flatMap((r) => [r.from, r.to]);
+  const lo = Math.min(0, ...ends);
+  const hi = Math.max(1, ...ends);
+  const plotW = width - pad.left - pad.right;
+  const xAt = (v) => pad.left + ((v - lo) / (hi - lo)) * plotW;
+  for (const tick of [lo, (lo + hi) / 2, hi]) {
+    svg.append(svgEl("line", { class: "axis", x1: xAt(tick), x2: xAt(tick), y1: pad.top,
+      y2: height - pad.bottom }));
+    svg.append(svgEl("text", { x: xAt(tick), y: height - pad.bottom + 16, "text-anchor": "middle" },
+      format(tick)));
+  }
+  rows.forEach((r, i) => {
+    const y = pad.top + i * rowH + 4;
+    const x1 = xAt(Math.min(r.from, r.to));
+    const w = Math.max(1, Math.abs(xAt(r.to) - xAt(r.from)));
+    svg.append(svgEl("text", { x: pad.left - 6, y: y + 13, "text-anchor": "end" }, r.label));
+    const bar = svgEl("rect", { class: `wf ${r.cls}`, x: x1, y, width: w, height: rowH - 8,
+      "data-step": r.label });
+    const shown = r.value === undefined ? format(r.to) : `${r.value >= 0 ? "+" : "−"}${format(Math.abs(r.value))}`;
+    bar.append(svgEl("title", {}, `${r.label}: ${shown}`));
+    svg.append(bar);
+    svg.append(svgEl("text", { x: x1 + w + 4, y: y + 13 }, shown));
+  });
+  container.replaceChildren(svg);
+  return svg;
+}

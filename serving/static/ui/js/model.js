@@ -1,6 +1,6 @@
 import { $, api, clear, el, errorText, num, pct, ready, refreshStatus, unavailable, when } from "./app.js";
 import { adminNote, adminProblem, bindToken, token } from "./admin.js";
-import { legend, lineChart } from "./charts.js";
+import { barChart, legend, lineChart } from "./charts.js";
 
 const facts = (node, pairs) =>
   clear(node, pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
@@ -52,6 +52,27 @@ function renderInfo(m) {
       el("tr", {}, el("th", {}, classes[i]), row.map((v) => el("td", { class: "num" }, v))))));
   // A new image URL per version, so a promotion shows the new matrix.
   $("#confusion-matrix").src = `/model/confusion_matrix.png?v=${encodeURIComponent(m.model_version)}`;
+}
+
+function renderImportance(x) {
+  const names = x.players;
+  const classes = Object.keys(x.base_values);
+  const totals = names.map((n) => classes.reduce((sum, c) => sum + x.importance[n][c], 0));
+  barChart($("#importance-chart"), { labels: names, values: totals,
+    label: "Mean absolute contribution per input, summed over the classes", format: (v) => v.toFixed(3) });
+  clear($("#importance-table"),
+    el("thead", {}, el("tr", {}, el("th", {}, "Input"), classes.map((c) => el("th", { class: "num" }, c)))),
+    el("tbody", {}, names.map((n) => el("tr", { "data-input": n }, el("th", {}, n),
+      classes.map((c) => el("td", { class: "num" }, num(x.importance[n][c])))))));
+  const g = x.gate;
+  facts($("#explain-facts"), [
+    ["Gate", el("span", { class: x.gate_passed ? "tag ok" : "tag bad", id: "explain-gate" }, x.gate_passed ? "passed" : "failed")],
+    ["Cases", `${g.cases} (${Object.entries(g.groups).map(([k, v]) => `${k} ${v}`).join(", ")})`],
+    ["Max |base + Σ values − p|", `${g.max_efficiency_error.toExponential(2)} (tolerance ${g.tolerance})`],
+    ["Cells", `${x.cells} (${names.map((n) => x.cells_per_input[n]).join(" × ")})`],
+    ["Background", `${x.background_rows} training rows, sha256 ${x.background_sha256.slice(0, 12)}…`],
+    ["Base values", classes.map((c) => `${c} ${num(x.base_values[c], 2)}`).join(", ")],
+  ]);
 }
 
 function renderVersions(reply) {
@@ -114,6 +135,15 @@ async function load() {
   const info = await api("/model/info");
   if (info.ok) renderInfo(info.data);
   else facts($("#model-facts"), [["Error", errorText(info)]]);
+  const explained = await api("/model/explanations");
+  $("#importance-body").hidden = !explained.ok;
+  if (explained.ok) {
+    clear($("#importance-unavailable"));
+    renderImportance(explained.data);
+  } else {
+    clear($("#importance-unavailable"),
+      el("p", { class: "notice", "data-unavailable": "explanations" }, errorText(explained)));
+  }
   const models = await api("/models");
   if (models.status === 404) {
     clear($("#versions-unavailable"), unavailable("The version list (and promote, rollback)", null));

@@ -1,4 +1,5 @@
 import { $, api, clear, el, errorText, probabilityBars, ready } from "./app.js";
+import { explanationView } from "./explain.js";
 
 const EXAMPLE = { Age: 47, Sex: "M", BP: "LOW", Cholesterol: "HIGH", Na_to_K: 10.1 };
 let features = [];
@@ -69,7 +70,19 @@ function showResult(answer) {
     el("h3", {}, "Probability per class"),
     probabilityBars(answer.probabilities, answer.prediction),
     el("p", { class: "small muted" }, "Answered by model ",
-      el("code", { id: "answer-version" }, answer.model_version)));
+      el("code", { id: "answer-version" }, answer.model_version)),
+    el("h3", {}, "Why"),
+    el("div", { id: "why" }, el("p", { class: "muted" }, "Explaining…")));
+}
+
+/** The why: exact Shapley values of the same patient (POST /explain). */
+async function showWhy(patient) {
+  const result = await api("/explain", { method: "POST", json: patient });
+  const why = $("#why");
+  if (!why) return;
+  if (result.ok) clear(why, explanationView(result.data, patient));
+  else clear(why, el("p", { class: "notice", "data-unavailable": "explanations" }, errorText(result)));
+  document.body.dataset.explained = "true";
 }
 
 async function submit(event) {
@@ -77,10 +90,14 @@ async function submit(event) {
   clearErrors();
   const button = $("#predict-button");
   button.disabled = true;
-  const result = await api("/predict", { method: "POST", json: readPatient(event.target) });
+  delete document.body.dataset.explained;
+  const patient = readPatient(event.target);
+  const result = await api("/predict", { method: "POST", json: patient });
   button.disabled = false;
-  if (result.ok) showResult(result.data);
-  else showError(result);
+  if (result.ok) {
+    showResult(result.data);
+    await showWhy(patient);
+  } else showError(result);
 }
 
 function fillExample() {
