@@ -33,7 +33,17 @@ TRAINING_STACK: Final = (
     "scipy",
     "matplotlib",
 )
-FEATURES: Final = ("inference", "lifecycle", "monitoring", "ui", "explain", "v2")
+FEATURES: Final = (
+    "inference",
+    "lifecycle",
+    "monitoring",
+    "ui",
+    "explain",
+    "v2",
+    "experiments",
+)
+APART: Final = ("lifecycle", "monitoring", "ui", "explain", "v2", "experiments")
+"""The feature packages that may use inference and http, never each other."""
 # Where the feature packages' routes are wired together.
 COMPOSITION_ROOTS: Final = ("serving.app", "serving.__main__")
 
@@ -167,11 +177,11 @@ RULES: Final = [
     ),
     Rule(
         "features-apart",
-        "serving's lifecycle, monitoring, ui, v2 and explain never import each other",
+        "serving's lifecycle, monitoring, ui, v2, explain and experiments never import each other",
         "serving",
         lambda i: (
-            _feature_of(i.importer) in ("lifecycle", "monitoring", "ui", "explain", "v2")
-            and _feature_of(i.imported) in ("lifecycle", "monitoring", "ui", "explain", "v2")
+            _feature_of(i.importer) in APART
+            and _feature_of(i.imported) in APART
             and _feature_of(i.importer) != _feature_of(i.imported)
         ),
     ),
@@ -213,6 +223,8 @@ def test_the_checker_sees_every_kind_of_import() -> None:
         ("inference-http-settings-only", "serving.inference.model", "serving.settings", False),
         ("features-apart", "serving.ui.routes", "serving.lifecycle.service", True),
         ("features-apart", "serving.monitoring.monitor", "serving.inference.holder", False),
+        ("features-apart", "serving.experiments.router", "serving.monitoring.monitor", True),
+        ("http-no-features", "serving.http.state", "serving.experiments.router", True),
         ("routes-meet-in-app", "serving.settings", "serving.ui.routes", True),
         ("routes-meet-in-app", "serving.app", "serving.ui.routes", False),
     ],
