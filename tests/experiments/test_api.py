@@ -7,13 +7,16 @@ import time
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from tritonclient.http import InferRequestedOutput
 
 from drugclf import routing
+from drugclf.contract import SAMPLE_PATIENT
 from serving.http.state import service
 from serving.monitoring.monitor import Monitor
 from serving.monitoring.predlog.backends import Filters
 from tests.experiments.conftest import AUTH, Versions, policy
 from tests.support import PATIENT
+from tests.v2.support import client_request, infer_inputs
 
 
 def _put(client: TestClient[Litestar], document: object) -> object:
@@ -127,3 +130,28 @@ def test_promote_ends_the_policy_and_says_so(
     assert answer["current_version"] == versions.candidate
     assert answer["ended_policy"]["primary"] == versions.primary
     assert client.get("/routing").json()["policy"] is None
+
+
+def test_the_v2_route_follows_the_same_policy(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    """The Open Inference Protocol's infer route asks the same chooser as /predict."""
+    document = policy(versions, weight=1.0, fraction=1.0)
+    assert _put(client, document).status_code == 200  # type: ignore[attr-defined]
+    inline = [InferRequestedOutput(name, binary_data=False) for name in ("label", "probabilities")]
+    body, _ = client_request(infer_inputs([SAMPLE_PATIENT], binary=False), inline)
+    answer = client.post(
+        "/v2/models/drug-classifier/infer", content=body, headers={"x-request-id": "v2-1"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-model-version"] == versions.candidate
+    assert answer.json()["model_version"] == versions.candidate
+    rows = [r for r in _rows(client, 3) if r.request_id == "v2-1"]  # type: ignore[attr-defined]
+    roles = sorted((r.model_version, r.role) for r in rows)  # type: ignore[attr-defined]
+    assert roles == sorted(
+        [
+            (versions.candidate, "candidate"),
+            (versions.primary, "shadow"),
+            (versions.shadow, "shadow"),
+        ]
+    )
