@@ -62,6 +62,27 @@ def bare_env(**variables: str) -> dict[str, str]:
     return {**kept, **variables}
 
 
+def training_cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m training *args`` with its runs and registry in ``tmp``, in a bare environment."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            *args,
+            "--runs-dir",
+            str(tmp / "runs"),
+            "--artifacts-dir",
+            str(tmp / "artifacts"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=bare_env(PATH="/usr/bin:/bin", COLUMNS="120"),
+    )
+
+
 def train_with_cli(
     base: Path,
     *,

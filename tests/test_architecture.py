@@ -33,6 +33,8 @@ TRAINING_STACK: Final = (
     "scipy",
     "matplotlib",
 )
+# The training side's optional extras (mlflow, watch): never in the serving image either.
+TRAINING_EXTRAS: Final = ("mlflow", "watchfiles")
 FEATURES: Final = (
     "inference",
     "lifecycle",
@@ -157,6 +159,18 @@ RULES: Final = [
         lambda i: _within(i.imported, *TRAINING_STACK),
     ),
     Rule(
+        "serving-no-training-extras",
+        "serving never imports mlflow or watchfiles",
+        "serving",
+        lambda i: _within(i.imported, *TRAINING_EXTRAS),
+    ),
+    Rule(
+        "mlflow-in-its-mirror",
+        "only training.mlflow_mirror imports mlflow, so nothing else needs the extra",
+        "training",
+        lambda i: _within(i.imported, "mlflow") and i.importer != "training.mlflow_mirror",
+    ),
+    Rule(
         "http-no-features",
         "serving.http imports no feature package",
         "serving",
@@ -218,6 +232,9 @@ def test_the_checker_sees_every_kind_of_import() -> None:
         ("drugclf-msgspec-only", "drugclf.registry", "numpy", True),
         ("drugclf-msgspec-only", "drugclf.registry", "msgspec.json", False),
         ("serving-no-training", "serving.inference.model", "sklearn.pipeline", True),
+        ("serving-no-training-extras", "serving.lifecycle.service", "mlflow.client", True),
+        ("mlflow-in-its-mirror", "training.cli", "mlflow", True),
+        ("mlflow-in-its-mirror", "training.mlflow_mirror", "mlflow.entities", False),
         ("http-no-features", "serving.http.errors", "serving.inference.codec", True),
         ("inference-http-settings-only", "serving.inference.service", "serving.ui", True),
         ("inference-http-settings-only", "serving.inference.model", "serving.settings", False),
@@ -279,7 +296,9 @@ GUARDED_SERVING: Final = textwrap.dedent(
 def test_serving_runs_without_the_training_stack(model_copy: Callable[[str], Path]) -> None:
     artifacts = model_copy("import-guard") / "artifacts"
     script = GUARDED_SERVING.format(
-        forbidden=TRAINING_STACK, artifacts=str(artifacts), patient=dict(PATIENT)
+        forbidden=TRAINING_STACK + TRAINING_EXTRAS,
+        artifacts=str(artifacts),
+        patient=dict(PATIENT),
     )
     result = subprocess.run(
         [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],

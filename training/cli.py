@@ -1,7 +1,8 @@
 """The training CLI, ``python -m training <command>``.
 
-Commands: explore, train, evaluate, optimize, export, full, predict, explain, runs, and the
-registry commands list, promote and rollback.
+Commands: explore, train, evaluate, optimize, export, full, predict, runs, the registry
+commands list, promote and rollback, ``watch`` and ``mlflow sync``. With ``--mlflow URI`` (or
+``MLFLOW_TRACKING_URI``) the training and registry commands also mirror what they do to MLflow.
 
 Every failure the user can fix (a bad CSV, no run yet, a parity failure, an unknown version)
 ends with one ``error:`` line on stderr and a non-zero exit, never a traceback.
@@ -16,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import pandas as pd
 from rich.console import Console
@@ -47,7 +48,19 @@ from training.parity import DEFAULT_RANDOM_CASES
 from training.routing_cli import add_routing_command
 from training.runs import RunError, RunStore
 from training.scoring import score_csv
-from training.workflow import ParityError, evaluate_run, export_run, reload, train
+from training.watch import CODE_DIRS, DEBOUNCE_MS, TARGETS
+from training.workflow import (
+    ParityError,
+    TrainedRun,
+    evaluate_run,
+    export_run,
+    git_commit,
+    reload,
+    train,
+)
+
+if TYPE_CHECKING:
+    from training.mlflow_mirror import Mirror
 
 EXIT_USER_ERROR = 2
 EXIT_PARITY = 3
@@ -55,6 +68,10 @@ DEFAULTS = Params()
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
+
+
+class MirrorError(Exception):
+    """``mlflow sync`` cannot reach MLflow, or MLflow refused it."""
 
 
 def _frame_table(frame: pd.DataFrame, title: str, index: bool = False) -> Table:
@@ -112,6 +129,35 @@ def _registry(args: argparse.Namespace) -> Registry:
     return Registry(Path(args.artifacts_dir))
 
 
+def _mirror(args: argparse.Namespace) -> Mirror | None:
+    """The MLflow mirror when a tracking URI is given and answers (mlflow is imported only then)."""
+    uri = getattr(args, "mlflow", None)
+    if not uri:
+        return None
+    if "mirror" not in vars(args):  # one connection per command, `full` mirrors three times
+        try:
+            from training.mlflow_mirror import Mirror  # noqa: PLC0415 (the optional extra)
+        except ImportError as exc:
+            errors.print(f"warning: MLflow ({uri}) not mirrored: {exc} (make install)")
+            args.mirror = None
+        else:
+            args.mirror = Mirror.connect(uri)
+    mirror: Mirror | None = args.mirror
+    return mirror
+
+
+def _mirror_run(args: argparse.Namespace, run: TrainedRun) -> None:
+    if (mirror := _mirror(args)) is not None:
+        mirror.record(run.record, git_commit())
+
+
+def _mirror_aliases(args: argparse.Namespace, registry: Registry) -> None:
+    if (mirror := _mirror(args)) is not None:
+        from training.mlflow_mirror import traffic_candidates  # noqa: PLC0415
+
+        mirror.point_aliases(registry.current_version(), traffic_candidates(registry))
+
+
 def cmd_explore(args: argparse.Namespace) -> None:
     """Describe the dataset."""
     dataset = load_dataset(Path(args.data))
@@ -131,6 +177,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         run = train(Path(args.data), _params(args), _store(args))
     console.print(f"run {run.record.run_id}: {run.record.params}")
     console.print(f"test accuracy: {run.record.test_accuracy:.4f}")
+    _mirror_run(args, run)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -141,6 +188,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     console.print(f"run {run.record.run_id}: {run.record.params}")
     assert run.record.metrics is not None
     _print_metrics(run.record.metrics)
+    _mirror_run(args, run)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -170,6 +218,9 @@ def cmd_export(args: argparse.Namespace) -> None:
         console.print(f"explanations: none ({skipped})" if skipped else "explanations: none")
     state = "promoted to current" if result.promoted else "published, not promoted"
     console.print(f"exported {result.version} to {result.path} ({state})")
+    if (mirror := _mirror(args)) is not None:
+        mirror.record(run.record, result.metadata.git_commit)
+        mirror.export(run.record, result.path, result.promoted)
 
 
 def cmd_full(args: argparse.Namespace) -> None:
@@ -215,6 +266,8 @@ def cmd_optimize(args: argparse.Namespace) -> None:
     (out / "best_params.json").write_text(
         __import__("msgspec").json.encode(best).decode() + "\n", encoding="utf-8"
     )
+    if (mirror := _mirror(args)) is not None:
+        mirror.optimize(table.to_dict("records"), dataset.sha256, out)
     console.print(f"best: {best}")
     console.print(
         f"results: {out / 'optimize.csv'}, plot: {out / 'optimize.png'}, "
@@ -340,14 +393,53 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 def cmd_promote(args: argparse.Namespace) -> None:
     """Serve a given version."""
-    _registry(args).promote(args.version)
+    registry = _registry(args)
+    registry.promote(args.version)
     console.print(f"current -> {args.version}")
+    _mirror_aliases(args, registry)
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
     """Serve the previously promoted version."""
-    version = _registry(args).rollback()
+    registry = _registry(args)
+    version = registry.rollback()
     console.print(f"current -> {version}")
+    _mirror_aliases(args, registry)
+
+
+def cmd_watch(args: argparse.Namespace) -> None:
+    """Rerun the pipeline on each change of the data or the training code."""
+    from training.watch import WatchPlan, watch_and_run  # noqa: PLC0415
+
+    plan = WatchPlan(
+        target=args.target,
+        data=Path(args.data),
+        runs_dir=Path(args.runs_dir),
+        artifacts_dir=Path(args.artifacts_dir),
+        code_dirs=tuple(args.code),
+        pipeline_args=tuple(args.pipeline_args),
+        debounce_ms=args.debounce_ms,
+        mlflow=args.mlflow,
+    )
+    watch_and_run(plan, lambda line: console.print(line, soft_wrap=True, markup=False))
+
+
+def cmd_mlflow_sync(args: argparse.Namespace) -> None:
+    """Register the published versions MLflow lacks; champion follows current."""
+    if not args.mlflow:
+        raise MirrorError("no MLflow to sync with: set MLFLOW_TRACKING_URI or pass --mlflow URI")
+    mirror = _mirror(args)
+    if mirror is None:
+        raise MirrorError(f"MLflow at {args.mlflow} is not available (see the warning above)")
+    registry = _registry(args)
+    try:
+        added = mirror.sync(registry, _store(args).all())
+    except (RunError, RegistryError, ArtifactError):
+        raise
+    except Exception as exc:  # MLflow's own errors: what it said, without a traceback
+        raise MirrorError(f"MLflow at {args.mlflow}: {exc}") from exc
+    console.print(f"registered in MLflow: {', '.join(added) or 'nothing new'}")
+    console.print(f"champion -> {registry.current_version() or 'nothing (no current version)'}")
 
 
 def _positive_int(low: int, high: int) -> Callable[[str], int]:
@@ -458,27 +550,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-promote", action="store_true", help="publish without making it current"
     )
 
+    tracking = _tracking_options()
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("explore", parents=[common, data], help="describe the dataset").set_defaults(
         func=cmd_explore
     )
     sub.add_parser(
-        "train", parents=[common, data, model], help="fit and record a run"
+        "train", parents=[common, data, model, tracking], help="fit and record a run"
     ).set_defaults(func=cmd_train)
-    p = sub.add_parser("evaluate", parents=[common], help="evaluate a run (default: the last)")
+    p = sub.add_parser(
+        "evaluate", parents=[common, tracking], help="evaluate a run (default: the last)"
+    )
     p.add_argument("--run", help="run id")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser(
-        "export", parents=[common, export], help="export a run to ONNX behind the parity gate"
+        "export",
+        parents=[common, export, tracking],
+        help="export a run to ONNX behind the parity gate",
     )
     p.add_argument("--run", help="run id (default: the last)")
     p.set_defaults(func=cmd_export)
     sub.add_parser(
-        "full", parents=[common, data, model, export], help="train + evaluate + export"
+        "full", parents=[common, data, model, export, tracking], help="train + evaluate + export"
     ).set_defaults(func=cmd_full, run=None)
     p = sub.add_parser(
-        "optimize", parents=[common, data], help="cross-validated hyperparameter search"
+        "optimize", parents=[common, data, tracking], help="cross-validated hyperparameter search"
     )
     p.add_argument(
         "--grid-n-estimators",
@@ -505,14 +602,58 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explain(sub, common)
     sub.add_parser("runs", parents=[common], help="list training runs").set_defaults(func=cmd_runs)
     sub.add_parser("list", parents=[common], help="list model versions").set_defaults(func=cmd_list)
-    p = sub.add_parser("promote", parents=[common], help="serve a version")
+    p = sub.add_parser("promote", parents=[common, tracking], help="serve a version")
     p.add_argument("version")
     p.set_defaults(func=cmd_promote)
-    sub.add_parser("rollback", parents=[common], help="serve the previous version").set_defaults(
-        func=cmd_rollback
-    )
+    sub.add_parser(
+        "rollback", parents=[common, tracking], help="serve the previous version"
+    ).set_defaults(func=cmd_rollback)
+    _add_mlops_commands(sub, [common, data, tracking])
     add_routing_command(sub, [common])
     return parser
+
+
+def _tracking_options() -> argparse.ArgumentParser:
+    tracking = argparse.ArgumentParser(add_help=False)
+    tracking.add_argument(
+        "--mlflow",
+        metavar="URI",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="also mirror to this MLflow tracking server (default: $MLFLOW_TRACKING_URI)",
+    )
+    return tracking
+
+
+def _add_mlops_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    """``watch`` and ``mlflow sync``; ``parents`` are the common, data and tracking options."""
+    common, _, tracking = parents
+    p = sub.add_parser(
+        "watch",
+        parents=parents,
+        help="rerun the pipeline when the data or the training code changes",
+        description="Options after `--` go to the pipeline command, e.g. -- --n-estimators 20.",
+    )
+    p.add_argument("--target", choices=TARGETS, default="full", help="the command to rerun")
+    p.add_argument(
+        "--code",
+        nargs="+",
+        type=Path,
+        default=list(CODE_DIRS),
+        help="code folders whose Python files trigger a run",
+    )
+    p.add_argument("--debounce-ms", type=_positive_int(50, 60_000), default=DEBOUNCE_MS)
+    p.add_argument("pipeline_args", nargs="*", help="after --: options of the pipeline command")
+    p.set_defaults(func=cmd_watch)
+    p = sub.add_parser("mlflow", help="the MLflow mirror")
+    mlflow_sub = p.add_subparsers(dest="mlflow_command", required=True)
+    mlflow_sub.add_parser(
+        "sync",
+        parents=[common, tracking],
+        help="register the published versions MLflow lacks; move champion to current",
+    ).set_defaults(func=cmd_mlflow_sync)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -527,7 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ParityError, ExplanationGateError) as exc:
         errors.print(f"error: export refused, nothing published.\n{exc}")
         return EXIT_PARITY
-    except (DatasetError, RunError, RegistryError, ArtifactError) as exc:
+    except (DatasetError, RunError, RegistryError, ArtifactError, MirrorError) as exc:
         errors.print(f"error: {exc}")
         return EXIT_USER_ERROR
     except OSError as exc:  # an output or registry path that cannot be written

@@ -198,7 +198,8 @@ def training_distribution(features: pd.DataFrame) -> list[FeatureDistribution]:
     return result
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """The commit the training code is at, or None outside a git checkout."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],  # noqa: S607 (git from PATH is the point)
@@ -277,7 +278,7 @@ def export_run(
         version=version,
         created_at=created.isoformat(timespec="seconds"),
         model_type="RandomForestClassifier",
-        git_commit=_git_commit(),
+        git_commit=git_commit(),
         data_sha256=run.record.data_sha256,
         data_rows=run.record.data_rows,
         params=run.record.params,

@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from drugclf.registry import Registry
-from tests.support import bare_env
+from tests.support import training_cli as _cli
 
 pytestmark = pytest.mark.slow
-
-
-def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            *args,
-            "--runs-dir",
-            str(tmp / "runs"),
-            "--artifacts-dir",
-            str(tmp / "artifacts"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=bare_env(PATH="/usr/bin:/bin", COLUMNS="120"),
-    )
 
 
 def test_train_evaluate_export_predict_runs_list_promote_rollback(
