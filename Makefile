@@ -89,9 +89,10 @@ format: ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 .PHONY: clean
-clean: ## Remove generated models, runs, reports and caches (keeps .venv)
+clean: ## Remove generated models, runs, reports, the local MLflow store and caches (keeps .venv)
 	find $(ARTIFACTS) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
 	rm -rf runs reports test-artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis build
+	rm -rf mlflow.db mlartifacts mlruns
 	rm -f .coverage .coverage.*
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 

@@ -120,3 +120,22 @@ def test_the_doctor_runs_as_a_module_with_only_the_standard_library_at_hand(
     )
     assert out.returncode == 1, out.stderr
     assert "FAIL  model" in out.stdout and "make install" in out.stdout
+
+
+def test_make_doctor_fails_the_make_run_until_a_model_is_published(
+    tmp_path: Path, model_copy: Callable[[str], Path]
+) -> None:
+    def make_doctor(artifacts: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "-s", "doctor", f"ARTIFACTS={artifacts}", "PORT=0"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    missing = make_doctor(tmp_path)
+    assert missing.returncode != 0 and "not ready: model" in missing.stdout
+    published = make_doctor(model_copy("make-doctor") / "artifacts")
+    assert "  ok    model" in published.stdout, published.stdout
