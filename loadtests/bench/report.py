@@ -468,7 +468,10 @@ def _scenario_section(results: list[ScenarioResult]) -> list[str]:
         "alternately, over a private copy of the artifacts. Retrain: one server; a run with a "
         "retrain lasts as long as the retrain (`python -m training full`: train, evaluate, "
         "export behind the parity gate, promote), so it includes the hot reload of the new "
-        "version. Prediction log: a fresh server per run, the log switched by its setting.",
+        "version. Prediction log: a fresh server per run, the log switched by its setting. "
+        "A/B + shadow: a fresh server per run, a traffic policy written into the registry copy "
+        "or not (a copy of the served version answers 10 %, another listens to every request; "
+        "docs/experiments.md).",
         "",
         *_table(
             ["Scenario", "Condition", "p99", "Requests/s", "Failed or wrong", "Run length"], rows

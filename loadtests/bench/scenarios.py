@@ -21,6 +21,8 @@ from typing import Final
 
 import msgspec
 
+from drugclf.registry import Registry
+from loadtests.bench import experiments
 from loadtests.bench.http_bench import PREDICT_EXPECT, bodies
 from loadtests.bench.server import HOST, ServerProcess
 from loadtests.bench.stats import Spread
@@ -64,7 +66,7 @@ class Scenario(msgspec.Struct, frozen=True):
     available: str | None  # None when measurable, else why not
     off_env: dict[str, str] = {}
     on_env: dict[str, str] = {}
-    during: str = ""  # "retrain": run a retrain while wrk loads the server
+    during: str = ""  # "retrain": run a retrain while wrk loads the server; "ab": a policy
     via_http: bool = False  # retrain with POST /retrain (else the training CLI)
 
 
@@ -102,6 +104,15 @@ def scenarios() -> list[Scenario]:
             available=None if log_setting else NOT_BUILT,
             off_env={env_name: "0"} if log_setting else {},
             on_env={env_name: "1"} if log_setting else {},
+        )
+    )
+    found.append(
+        Scenario(
+            "A/B + shadow",
+            "one model",
+            "90/10 split, 100 % shadow",
+            available=None,
+            during="ab",
         )
     )
     return found
@@ -210,6 +221,8 @@ def run_scenario(
                     env = scenario.on_env if on else scenario.off_env
                     label = scenario.on_label if on else scenario.off_label
                     progress(f"  repeat {repeat}/{repeats}: {scenario.name}: {label}")
+                    if scenario.during == "ab":
+                        experiments.apply(Registry(registry), on)
                     with ServerProcess(registry, workers=workers, extra_env=env) as server:
                         runs[on].append(load(server.port))
     return msgspec.structs.replace(result, off=_figures(runs[False]), on=_figures(runs[True]))

@@ -7,6 +7,7 @@ import pytest
 
 from drugclf import routing
 from drugclf.routing import Candidate, PolicyError, RoutingPolicy, Shadow
+from loadtests.bench import experiments
 from tests.experiments.conftest import Versions, policy
 from tests.support import edit_metadata
 
@@ -126,3 +127,13 @@ def test_promote_and_rollback_end_a_policy_of_another_primary(versions: Versions
     assert registry.rollback() == versions.primary
     assert routing.read(registry) is None
     assert not list(registry.root.glob(".routing*"))  # no temporary file left
+
+
+def test_the_benchmark_policy_is_valid(versions: Versions) -> None:
+    """``make bench``'s A/B scenario writes a policy the checks accept, and removes it."""
+
+    experiments.apply(versions.registry, True)
+    written = routing.read(versions.registry)
+    assert written is not None and written.candidates[0].weight == experiments.SPLIT
+    experiments.apply(versions.registry, False)
+    assert routing.read(versions.registry) is None

@@ -28,9 +28,10 @@ def test_locust_command_is_headless_with_reports(tmp_path: Path) -> None:
     assert "--headless" in command
 
 
-def test_scenarios_cover_retrain_and_prediction_log() -> None:
+def test_scenarios_cover_retrain_prediction_log_and_ab() -> None:
     found = {s.name: s for s in scenarios()}
-    assert set(found) == {"retrain", "prediction log"}
+    assert set(found) == {"retrain", "prediction log", "A/B + shadow"}
+    assert found["A/B + shadow"].during == "ab"
     log = found["prediction log"]
     if log.available is None:  # monitoring is built: the setting switches the log
         assert log.off_env != log.on_env

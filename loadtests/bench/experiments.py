@@ -1,0 +1,150 @@
+"""Two models at once, measured: latency under a traffic policy, and memory per version.
+
+/predict with a 90/10 split and a 100 % shadow against one model, and each worker's memory with
+one, two and three versions loaded. ``make bench`` runs the latency comparison as one of its
+scenarios (item 5); ``python -m loadtests.bench.experiments`` runs it alone, interleaved (one
+model, then the policy, repeated), and adds the memory figures. The extra versions are copies
+of the served one under other names (the same forest, so the same cost per call): what is
+measured is the cost of the routing, the shadow calls and the extra sessions, not of a bigger
+model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from drugclf import routing
+from drugclf.artifact import METADATA_FILE
+from drugclf.registry import Registry
+from drugclf.routing import Candidate, RoutingPolicy, Shadow
+from loadtests.bench.http_bench import PREDICT_EXPECT, bodies
+from loadtests.bench.server import HOST, ServerProcess
+from loadtests.bench.wrk import WrkResult, run_wrk
+
+CANDIDATE: Final = "29990101-000000-ab0001"
+SHADOW: Final = "29990101-000000-ab0002"
+CONNECTIONS: Final = 16
+SPLIT: Final = 0.1
+MIB: Final = 1 << 20
+
+
+def clone(registry: Registry, name: str) -> str:
+    """Publish a copy of the served version as ``name`` (same model, metadata renamed)."""
+    source = registry.resolve_current()
+    target = registry.root / name
+    if not target.exists():
+        shutil.copytree(source, target)
+        meta = msgspec.json.decode((target / METADATA_FILE).read_bytes())
+        meta["version"] = name
+        (target / METADATA_FILE).write_bytes(msgspec.json.encode(meta))
+    return name
+
+
+def ab_policy(registry: Registry, *, shadow: bool = True, split: float = SPLIT) -> RoutingPolicy:
+    """The measured policy: a candidate answering ``split``, a shadow seeing every request."""
+    primary = registry.current_version()
+    assert primary is not None
+    return RoutingPolicy(
+        primary,
+        [Candidate(clone(registry, CANDIDATE), split)],
+        [Shadow(clone(registry, SHADOW), 1.0)] if shadow else [],
+    )
+
+
+def apply(registry: Registry, on: bool) -> None:
+    """Write the measured policy (``on``) or remove it (one model answers)."""
+    if on:
+        policy = ab_policy(registry)
+        routing.check(policy, registry)
+        routing.write(registry, policy)
+    else:
+        routing.clear(registry)
+
+
+def _load(port: int, duration_s: float) -> WrkResult:
+    return run_wrk(
+        f"http://{HOST}:{port}/predict",
+        connections=CONNECTIONS,
+        duration_s=duration_s,
+        method="POST",
+        bodies=bodies(seed=3, count=200),
+        expect=PREDICT_EXPECT,
+    )
+
+
+def _rss(server: ServerProcess) -> float:
+    """The largest worker's resident memory in MiB, after a short warm-up load."""
+    _load(server.port, 2)
+    return max(server.worker_rss_bytes()) / MIB
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures as Markdown (for docs/experiments.md)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    p99: dict[bool, list[float]] = {False: [], True: []}
+    rps: dict[bool, list[float]] = {False: [], True: []}
+    failures = 0
+    memory: dict[str, list[float]] = {"1 version": [], "2 versions": [], "3 versions": []}
+    with tempfile.TemporaryDirectory(prefix="drugclf-ab-bench-") as tmp:
+        registry = Registry(Path(tmp) / "artifacts")
+        shutil.copytree(args.artifacts_dir.resolve(), registry.root, symlinks=True)
+        for repeat in range(1, args.repeats + 1):
+            for on in (False, True):
+                apply(registry, on)
+                label = "90/10 + 100 % shadow" if on else "one model"
+                print(f"repeat {repeat}/{args.repeats}: {label}", file=sys.stderr)
+                with ServerProcess(registry.root, workers=args.workers) as server:
+                    time.sleep(0.5)
+                    result = _load(server.port, args.duration)
+                p99[on].append(result.p99_us / 1000)
+                rps[on].append(result.requests_per_s)
+                failures += result.failures
+            layouts = {
+                "1 version": None,
+                "2 versions": ab_policy(registry, shadow=False),
+                "3 versions": ab_policy(registry),
+            }
+            for name, policy in layouts.items():
+                if policy is None:
+                    routing.clear(registry)
+                else:
+                    routing.write(registry, policy)
+                with ServerProcess(registry.root, workers=args.workers) as server:
+                    memory[name].append(_rss(server))
+    alone, ab = statistics.median(p99[False]), statistics.median(p99[True])
+    print(f"| Condition | p99 ms (median of {args.repeats}) | runs | requests/s (median) |")
+    print("|---|---:|---|---:|")
+    for flag, name in ((False, "one model"), (True, "90/10 split + 100 % shadow")):
+        runs = ", ".join(f"{v:.2f}" for v in p99[flag])
+        print(
+            f"| {name} | {statistics.median(p99[flag]):.2f} | {runs} | "
+            f"{statistics.median(rps[flag]):.0f} |"
+        )
+    print(
+        f"\np99 ratio (policy / one model): {ab / alone:.2f} (target at most 1.2); "
+        f"failed or wrong answers: {failures}\n"
+    )
+    print("| Versions loaded per worker | RSS MiB, largest worker (median) | runs |")
+    print("|---|---:|---|")
+    for name, values in memory.items():
+        runs = ", ".join(f"{v:.1f}" for v in values)
+        print(f"| {name} | {statistics.median(values):.1f} | {runs} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
