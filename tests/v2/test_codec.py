@@ -229,6 +229,12 @@ def test_binary_bytes_elements_are_checked_one_by_one() -> None:
     assert "input 'Sex' element 1: must be one of F, M (got \"X\")" in refused(
         *body_with(pack(b"M", b"X"))
     )
+    assert "input 'Sex' element 1: must be one of F, M (got \"\")" in refused(
+        *body_with(pack(b"M", b""))
+    )
+    assert "input 'Sex' element 0: must be one of F, M (got \"M\\u0000\")" in refused(
+        *body_with(pack(b"M\0", b"F"))
+    )
     assert "input 'Sex' element 1: its length 9 runs past" in refused(
         *body_with(pack(b"M") + struct.pack("<I", 9) + b"F")
     )
