@@ -24,6 +24,11 @@ loadtest-smoke: ## CI smoke: 15 s of Locust, 4 users, against a fresh server; fa
 bench: bytecode ## Benchmark (in-process, wrk, batch, startup, memory); writes docs/benchmarks.md (needs wrk)
 	$(PY) -m loadtests.bench --artifacts-dir $(ARTIFACTS) --data $(DATA) \
 		--duration $(BENCH_DURATION) --repeats $(BENCH_REPEATS) --output docs/benchmarks.md $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-batch
+
+.PHONY: bench-batch
+bench-batch: ## Rows/s of `training predict`, single process against Dask; appended to docs/benchmarks.md
+	$(PY) -m loadtests.batchbench --artifacts-dir $(ARTIFACTS) --output docs/benchmarks.md
 
 .PHONY: bench-explain
 bench-explain: bytecode ## One patient's /explain p50 beside /predict's, interleaved (needs wrk; docs/explanations.md)
