@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from distributed import Client
 
+from tests.support import training_cli
 from tests.training.conftest import Exported
-from tests.training.test_cli import _cli
 from training.batch.engine import SchedulerError, dask_client, score_with_dask
 from training.batch.files import plan
 from training.dataset import DatasetError
@@ -136,7 +136,7 @@ def test_a_bad_parquet_row_is_reported_with_its_csv_line(
 
 
 def _predict(exported: Exported, *args: str) -> subprocess.CompletedProcess[str]:
-    return _cli(exported.registry.root.parent, "predict", *args)
+    return training_cli(exported.registry.root.parent, "predict", *args)
 
 
 def test_cli_scores_on_a_local_cluster_with_a_progress_bar(
