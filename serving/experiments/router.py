@@ -131,7 +131,7 @@ class TrafficRouter:
         request_id: str | None,
     ) -> None:
         """Queue the answered request for the chosen shadows (counted if the queue is full)."""
-        self.shadows.offer(choice.shadows, patients, body, request_id)
+        self.shadows.offer(choice.shadows, patients, request_id)
 
     # Following the policy file ---------------------------------------------------------
 

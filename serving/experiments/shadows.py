@@ -6,7 +6,8 @@ version once over every request waiting for it (one model call for a burst, as t
 micro-batcher does). What a full queue refuses is counted in
 ``drugclf_shadow_skipped_total{version}``; a shadow never changes an answer, its status or,
 beyond the loop's share of one batched call, its latency. Shadow answers go to the prediction
-log with role ``shadow``.
+log with role ``shadow``,
+without the inputs (the answered row of the same request id has them): one small row each.
 """
 
 from __future__ import annotations
@@ -35,18 +36,13 @@ MAX_PATIENTS_PER_CALL: Final = 1000
 class ShadowJob:
     """One answered request a set of shadow versions should also predict."""
 
-    __slots__ = ("body", "models", "patients", "request_id")
+    __slots__ = ("models", "patients", "request_id")
 
     def __init__(
-        self,
-        models: tuple[DrugModel, ...],
-        patients: list[Patient],
-        body: bytes,
-        request_id: str | None,
+        self, models: tuple[DrugModel, ...], patients: list[Patient], request_id: str | None
     ) -> None:
         self.models = models
         self.patients = patients
-        self.body = body
         self.request_id = request_id
 
 
@@ -84,7 +80,6 @@ class ShadowQueue:
         self,
         models: tuple[DrugModel, ...],
         patients: Patient | list[Patient],
-        body: bytes,
         request_id: str | None,
     ) -> bool:
         """Queue a request for ``models``; False (and counted) when the queue is full."""
@@ -93,7 +88,7 @@ class ShadowQueue:
                 self.skipped.labels(model.version).inc()
             return False
         batch = [patients] if isinstance(patients, Patient) else patients
-        self._jobs.append(ShadowJob(models, batch, body, request_id))
+        self._jobs.append(ShadowJob(models, batch, request_id))
         if self._wake is not None:
             self._wake.set()
         return True
@@ -156,7 +151,7 @@ class ShadowQueue:
                 self.recorder.record(
                     job.request_id,
                     model.version,
-                    job.body,
+                    b"",  # the answered row of this request id holds the inputs
                     labels,
                     result.probabilities[offset : offset + n],
                     started,

@@ -54,7 +54,9 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
     """The rows of one request, in batch order (runs in the writer process).
 
     Without inputs, the patient's fields and the probabilities are left NULL: only the time,
-    ids, version, class and latency are kept. ``worker`` names the process (host:pid).
+    ids, version, class and latency are kept. ``worker`` names the process (host:pid). A shadow's
+    request comes without its body: its inputs are those of the answered row of the same request
+    id, stored once.
 
     Raises:
         ValueError: the body is not the patients of the labels, or the probabilities are not one
@@ -63,7 +65,7 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
     ts, request_id, version = request.ts, request.request_id, request.version
     latency_ms, labels, role = request.latency_ms, request.labels, request.role
     size = len(labels)
-    if not with_inputs:
+    if not with_inputs or (role == "shadow" and not request.body):
         return [
             (ts, request_id, i, size, version, label, latency_ms, *_NO_INPUTS, worker, role)
             for i, label in enumerate(labels)
