@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from drugclf import routing
 from drugclf.artifact import (
     CONFUSION_MATRIX_FILE,
     LABEL_OUTPUT,
@@ -66,14 +67,19 @@ _NUMPY_TYPES: Final = {"int64": "int64", "double": "float64", "string": "str"}
 
 
 def traffic_candidates(registry: Registry) -> list[str]:
-    """The versions the traffic policy sends some requests to, best first; they get ``challenger``.
+    """The traffic policy's candidates, heaviest weight first (they get ``challenger``).
 
-    The hook for issue 16: there is no traffic policy yet, so there are none. When the policy
-    lands beside ``current``, read its candidates here and every promote, rollback and
-    ``mlflow sync`` moves the ``challenger`` aliases with it.
+    A policy that cannot be read names no challenger (and says so): the mirror never stops a
+    promotion over it.
     """
-    del registry
-    return []
+    try:
+        policy = routing.read(registry)
+    except routing.PolicyError as exc:
+        logger.warning("%s is not a policy (%s): no challenger", routing.policy_path(registry), exc)
+        return []
+    if policy is None:
+        return []
+    return [c.version for c in sorted(policy.candidates, key=lambda c: -c.weight)]
 
 
 def reachable(uri: str) -> str | None:
@@ -241,10 +247,21 @@ class Mirror:
     def point_aliases(self, champion: str | None, challengers: Sequence[str] = ()) -> None:
         """``champion`` on our current version; ``challenger``, ``challenger-2``… on candidates."""
         with self._guard("aliases"):
-            if champion is not None:
-                self._alias(CHAMPION, champion)
-            for rank, version in enumerate(challengers, start=1):
-                self._alias(CHALLENGER if rank == 1 else f"{CHALLENGER}-{rank}", version)
+            self._move_aliases(champion, challengers)
+
+    def _move_aliases(self, champion: str | None, challengers: Sequence[str]) -> None:
+        if champion is not None:
+            self._alias(CHAMPION, champion)
+        wanted = {
+            CHALLENGER if rank == 1 else f"{CHALLENGER}-{rank}": version
+            for rank, version in enumerate(challengers, start=1)
+        }
+        for alias, version in wanted.items():
+            self._alias(alias, version)
+        # A candidate the policy no longer names is no challenger any more.
+        for alias in self.client.get_registered_model(MODEL_NAME).aliases:
+            if alias.startswith(CHALLENGER) and alias not in wanted:
+                self.client.delete_registered_model_alias(MODEL_NAME, alias)
 
     def sync(self, registry: Registry, records: Sequence[RunRecord]) -> list[str]:
         """Register every published version MLflow lacks, then move the aliases; returns those.
@@ -265,11 +282,7 @@ class Mirror:
             self._log_version(run_id, registry.root / version)
             self.client.set_terminated(run_id)
             added.append(version)
-        champion = registry.current_version()
-        if champion is not None:
-            self._alias(CHAMPION, champion)
-        for rank, version in enumerate(traffic_candidates(registry), start=1):
-            self._alias(CHALLENGER if rank == 1 else f"{CHALLENGER}-{rank}", version)
+        self._move_aliases(registry.current_version(), traffic_candidates(registry))
         return added
 
     def optimize(self, rows: Sequence[Mapping[Any, Any]], data_sha256: str, out: Path) -> None:

@@ -20,8 +20,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from drugclf import routing
 from drugclf.contract import CLASSES
 from drugclf.registry import Registry
+from drugclf.routing import Candidate, RoutingPolicy
 from loadtests.bench.server import free_port
 from tests.support import PATIENT, TEST_N_ESTIMATORS, TEST_PARITY_CASES
 from tests.support import training_cli as _cli
@@ -169,7 +171,7 @@ def test_full_mirrors_the_run_its_artifacts_and_the_registered_version(
     np.testing.assert_array_equal(mirrored["probabilities"], ours[1])
 
 
-def test_promote_rollback_and_sync_move_the_champion_alias(
+def test_promote_rollback_sync_and_the_policy_move_the_aliases(
     tracking_uri: str, tmp_path: Path, data_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = MlflowClient(tracking_uri)
@@ -201,6 +203,17 @@ def test_promote_rollback_and_sync_move_the_champion_alias(
     # MLFLOW_TRACKING_URI alone turns the mirror on, as --mlflow does.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     assert cli.main(["rollback", *dirs]) == 0
+    assert _champion(client) == first
+
+    # The traffic policy's candidate is the challenger, until the policy names none.
+    policy = RoutingPolicy(primary=first, candidates=[Candidate(version=second, weight=0.1)])
+    routing.write(registry, policy)
+    assert cli.main(["mlflow", "sync", *dirs]) == 0
+    challenger = client.get_model_version_by_alias(MODEL, "challenger")
+    assert challenger.tags["drugclf.version"] == second
+    routing.clear(registry)
+    assert cli.main(["mlflow", "sync", *dirs]) == 0
+    assert "challenger" not in client.get_registered_model(MODEL).aliases
     assert _champion(client) == first
 
 
