@@ -55,6 +55,8 @@ _BINARY: Final[dict[str, np.dtype[Any]]] = {
     "FP32": np.dtype("<f4"),
 }
 _U32: Final = struct.Struct("<I")
+VECTORISED_FROM: Final = 64
+"""Elements from which a categorical BYTES tensor is split with numpy (``_Vocabulary``)."""
 _INDEX: Final = re.compile(r" - at `\$\[0\]\[(\d+)\]`$")
 _SHARED_MEMORY: Final = "shared_memory_region"
 _NOT_SUPPORTED: Final = {
@@ -470,7 +472,9 @@ def _flatten(tensor: RequestInput) -> list[Any]:
 def _from_binary(tensor: RequestInput, feature: Feature, data: bytes) -> tuple[list[Any], bool]:
     """The elements of a tensor sent as binary data, and whether they are known to be allowed."""
     if tensor.datatype == "BYTES":
-        split = feature.vocabulary.split(data) if feature.vocabulary is not None else None
+        # numpy's fixed cost per call is more than a short loop: few elements take the loop.
+        vocabulary = feature.vocabulary if tensor.shape[0] >= VECTORISED_FROM else None
+        split = vocabulary.split(data) if vocabulary is not None else None
         if split is not None:
             return split, True
         return _split_bytes(tensor.name, data), False

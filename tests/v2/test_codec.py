@@ -287,3 +287,14 @@ def test_a_subset_of_outputs_and_the_request_default() -> None:
     response = everything.get_response()
     assert response["id"] == "7"
     assert all("binary_data_size" in o["parameters"] for o in response["outputs"])
+
+
+def test_large_binary_bytes_tensors_take_the_vectorised_split() -> None:
+    many = [SAMPLE_PATIENT, OTHER] * 50  # 100 patients: above VECTORISED_FROM
+    body, header = client_request(infer_inputs(many, binary=True))
+    assert decode(body, header) == many
+    wrong = [*many[:70], msgspec.structs.replace(OTHER, BP="HIGHER"), *many[71:]]
+    body, header = client_request(infer_inputs(wrong, binary=True))
+    assert "input 'BP' element 70: must be one of HIGH, LOW, NORMAL (got \"HIGHER\")" in refused(
+        body, header
+    )
