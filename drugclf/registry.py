@@ -32,6 +32,7 @@ from drugclf.artifact import (
     MODEL_FILE,
     ArtifactError,
     ArtifactMetadata,
+    read_explainer,
     read_metadata,
     read_model,
 )
@@ -48,6 +49,17 @@ VERSION_PATTERN: Final = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6,}$")
 def _shown(name: str, limit: int = 40) -> str:
     """A name from outside (a URL, a command line) for a message: quoted, cut when long."""
     return repr(name if len(name) <= limit else name[: limit - 3] + "...")
+
+
+def _check_files(folder: Path) -> None:
+    """Refuse what serving would refuse: the files a version's metadata binds, as recorded.
+
+    Raises:
+        ArtifactError: the metadata, the model or the explainer's files are missing or damaged.
+    """
+    meta = read_metadata(folder)
+    read_model(folder, meta)
+    read_explainer(folder, meta)
 
 
 class RegistryError(Exception):
@@ -164,8 +176,7 @@ class Registry:
     def promote(self, version: str) -> None:
         """Point ``current`` at ``version`` atomically and record it in the history."""
         folder = self.contained(self.version_dir(version))
-        # Refuse to promote what serving would refuse: metadata and model file bound together.
-        read_model(folder, read_metadata(folder))
+        _check_files(folder)
         self._point_current_at(version)
         history = self.history()
         if not history or history[-1] != version:
@@ -186,7 +197,7 @@ class Registry:
             raise RegistryError("nothing to roll back to: no earlier promoted version exists")
         previous = history[-1]
         folder = self.contained(self.root / previous)
-        read_model(folder, read_metadata(folder))  # never roll back onto a damaged version
+        _check_files(folder)  # never roll back onto a damaged version
         self._point_current_at(previous)
         self._write_history(history)
         logger.info("rolled back to %s", previous, extra={"model_version": previous})

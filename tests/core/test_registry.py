@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from drugclf.artifact import ArtifactError, read_metadata
+from drugclf.artifact import BACKGROUND_FILE, EXPLAINER_FILE, ArtifactError, read_metadata
 from drugclf.registry import Registry, RegistryError
 
 
 def _copy_version(source: Path, registry: Registry, version: str) -> None:
     staging = registry.staging_dir()
-    for name in ("model.onnx", "metadata.json"):
-        (staging / name).write_bytes((source / name).read_bytes())
+    for path in source.iterdir():
+        (staging / path.name).write_bytes(path.read_bytes())
     registry.publish(staging, version)
 
 
@@ -77,3 +77,18 @@ def test_publishing_twice_is_refused(tmp_path: Path, source: Path) -> None:
     _copy_version(source, registry, "20260101-000000-aaaaaa")
     with pytest.raises(RegistryError, match="already exists"):
         _copy_version(source, registry, "20260101-000000-aaaaaa")
+
+
+@pytest.mark.parametrize("damaged", [EXPLAINER_FILE, BACKGROUND_FILE])
+def test_a_version_with_damaged_explanations_is_not_promoted(
+    tmp_path: Path, source: Path, damaged: str
+) -> None:
+    registry = Registry(tmp_path)
+    good, bad = "20260101-000000-aaaaaa", "20260102-000000-bbbbbb"
+    _copy_version(source, registry, good)
+    _copy_version(source, registry, bad)
+    (tmp_path / bad / damaged).write_bytes(b"changed")
+    with pytest.raises(ArtifactError, match="replaced or damaged"):
+        registry.promote(bad)
+    registry.promote(good)
+    assert registry.current_version() == good
