@@ -1,4 +1,4 @@
-"""Is an answer right? Checks of /predict responses beyond the HTTP status.
+"""Is an answer right? Checks of /predict (and /explain) responses beyond the HTTP status.
 
 A server that answers 200 with a wrong body (an unknown drug, probabilities that do not sum to 1,
 a missing model version, fewer predictions than patients) must count as a failure under load, so
@@ -12,11 +12,12 @@ from typing import Any, Final
 
 import msgspec
 
-from drugclf.contract import CLASSES
+from drugclf.contract import CLASSES, FEATURE_NAMES
 
 # onnxruntime computes probabilities in float32: a sum off by 1e-4 is rounding, not a bug.
 PROBABILITY_TOLERANCE: Final = 1e-3
 KNOWN_CLASSES: Final = frozenset(CLASSES)
+EXPLANATION_TOLERANCE: Final = 1e-6
 
 
 class WrongAnswerError(Exception):
@@ -80,6 +81,42 @@ def check_predict_body(body: bytes | None, expected: int | None) -> Any:
         raise WrongAnswerError(f"{len(items)} predictions for {expected} patients")
     for index, item in enumerate(items):
         check_prediction(item, where=f"prediction {index}")
+    return decoded
+
+
+def check_explanation(body: bytes | None) -> Any:
+    """Check one patient's ``/explain`` body: a right prediction whose values add up.
+
+    For every class, ``base_values`` plus the five inputs' ``values`` must be the probability
+    (the server's exact Shapley values do it within 1e-6).
+
+    Raises:
+        WrongAnswerError: not JSON, a wrong prediction, or values that do not add up.
+    """
+    try:
+        decoded = msgspec.json.decode(body or b"")
+    except msgspec.DecodeError as exc:
+        raise WrongAnswerError(f"body is not JSON: {exc}") from exc
+    check_prediction(decoded, where="explanation")
+    values = decoded.get("values")
+    if not isinstance(values, dict) or set(values) != set(FEATURE_NAMES):
+        raise WrongAnswerError(
+            f"explanation: values are incomplete (not one per input: {values!r})"
+        )
+    try:
+        for label, probability in decoded["probabilities"].items():
+            total = decoded["base_values"][label] + math.fsum(
+                by_class[label] for by_class in values.values()
+            )
+            if abs(total - probability) > EXPLANATION_TOLERANCE:
+                raise WrongAnswerError(
+                    f"explanation: base + values = {total:.9f} for {label}, "
+                    f"its probability is {probability:.9f}"
+                )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise WrongAnswerError(
+            f"explanation: base_values or values are incomplete ({exc!r})"
+        ) from exc
     return decoded
 
 

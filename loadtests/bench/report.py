@@ -26,10 +26,13 @@ LABELS: Final = {
     "predict": "`POST /predict`",
     "reference": "`POST /bench/reference`",
     "health": "`GET /health`",
+    "explain": "`POST /explain`",
     "v2-json": "`POST /v2/.../infer` (JSON)",
     "v2-binary": "`POST /v2/.../infer` (binary)",
 }
 V2_P50_RATIO: Final = 1.2
+EXPLAIN_P50_RATIO: Final = 1.5
+"""One patient's /explain p50 may be at most this many times /predict's (issue 17)."""
 """The V2 route's p50 may be at most this many times /predict's, for the same patients."""
 
 
@@ -190,6 +193,14 @@ def targets(report: Report) -> list[list[str]]:
             p50 = http.batch.p50_us.median
             add("1,000-patient batch p50 < 8 ms", format_us(http.batch.p50_us), p50 < 8_000)
         rows.extend(_v2_targets(http))
+        explain = _p50_ratio(http.point("explain", TARGET_CONNECTIONS), predict)
+        if explain is not None:
+            add(
+                f"one patient's `/explain` p50 ≤ {EXPLAIN_P50_RATIO:g}× `/predict`'s "
+                f"({TARGET_CONNECTIONS} connections)",
+                f"{explain:.2f}×",
+                explain <= EXPLAIN_P50_RATIO,
+            )
     if report.startup_s:
         add(
             "ready < 1 s after start",

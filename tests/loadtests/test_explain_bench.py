@@ -1,13 +1,69 @@
-"""``python -m loadtests.bench.explain``: the table, and a quick real run against the server."""
+"""/explain in the benchmarks: the answer check, the report's target row, the standalone
+``python -m loadtests.bench.explain`` table, and a quick real run against the server."""
 
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from drugclf.artifact import read_metadata
+from drugclf.contract import CLASSES, FEATURE_NAMES
+from drugclf.registry import Registry
 from loadtests.bench.explain import ExplainBench, RouteFigures, main, render
+from loadtests.bench.http_bench import HttpResult, Point
+from loadtests.bench.report import Report, Settings, targets
+from loadtests.bench.stats import Spread
+from loadtests.checks import WrongAnswerError, check_explanation
+
+PROBABILITIES = dict(zip(CLASSES, (0.1, 0.0, 0.0, 0.2, 0.7), strict=True))
+BASE = dict(zip(CLASSES, (0.2, 0.1, 0.1, 0.2, 0.4), strict=True))
+
+
+def _answer(**changes: object) -> bytes:
+    # Age carries the whole difference from the base; the other inputs none.
+    values = {name: dict.fromkeys(CLASSES, 0.0) for name in FEATURE_NAMES}
+    values["Age"] = {c: PROBABILITIES[c] - BASE[c] for c in CLASSES}
+    answer = {
+        "prediction": "DrugY",
+        "probabilities": PROBABILITIES,
+        "base_values": BASE,
+        "values": values,
+        "model_version": "v",
+        "status": "success",
+        **changes,
+    }
+    return msgspec.json.encode(answer)
+
+
+def test_an_explanation_must_add_up_to_its_probabilities() -> None:
+    assert check_explanation(_answer())["prediction"] == "DrugY"
+    with pytest.raises(WrongAnswerError, match="base \\+ values"):
+        check_explanation(_answer(base_values={**BASE, "DrugY": 0.5}))
+    with pytest.raises(WrongAnswerError, match="incomplete"):
+        check_explanation(_answer(values={}))
+    with pytest.raises(WrongAnswerError, match="not JSON"):
+        check_explanation(b"<html>")
+
+
+def test_the_report_holds_explain_to_predict_s_p50(served_artifacts: Path) -> None:
+    def point(target: str, p50: float) -> Point:
+        spread = Spread.of([p50])
+        return Point(target, 16, spread, spread, spread, 10, 0)
+
+    report = Report(
+        settings=Settings(5.0, 3, 2, 1, True),
+        model=read_metadata(Registry(served_artifacts).resolve_current()),
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        load_before=(0.5, 0.5, 0.5),
+        http=HttpResult(points=[point("predict", 1000), point("explain", 1600)], batch=None),
+    )
+    rows = {row[0]: row[1:] for row in targets(report)}
+    name = "one patient's `/explain` p50 ≤ 1.5× `/predict`'s (16 connections)"
+    assert rows[name] == ["1.60×", "**no**"]
 
 
 def test_render_shows_medians_and_the_ratio_against_the_target() -> None:
