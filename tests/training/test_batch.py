@@ -7,14 +7,17 @@ A real local Dask cluster (two worker processes, as the CLI starts it), a real e
 from __future__ import annotations
 
 import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pandas as pd
 import pytest
 from distributed import Client
 
-from tests.support import training_cli
+from tests.support import bare_env, training_cli
 from tests.training.conftest import Exported
 from training.batch.engine import SchedulerError, dask_client, score_with_dask
 from training.batch.files import plan
@@ -111,6 +114,16 @@ def test_a_bad_row_in_partition_7_is_reported_by_line_and_nothing_is_written(
     assert str(single_error.value) == str(dask_error.value)
 
 
+def test_an_existing_cluster_is_reached_by_its_address(
+    client: Client, model_dir: Path, data_path: Path, tmp_path: Path
+) -> None:
+    address = client.scheduler_info()["address"]
+    with dask_client(address) as other:
+        report = score_with_dask(other, model_dir, data_path, tmp_path / "out.csv", blocksize=2048)
+    assert report.rows == 200
+    assert report.partitions > 1
+
+
 def test_parquet_in_and_out_matches_the_single_process_path(
     client: Client, model_dir: Path, tmp_path: Path
 ) -> None:
@@ -176,6 +189,56 @@ def test_cli_errors_are_one_line_and_exit_2(
     assert message in " ".join(done.stderr.split())  # the console wraps long lines
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# As if the batch extra were not installed: importing any of its modules raises ImportError.
+WITHOUT_BATCH_EXTRA: Final = textwrap.dedent(
+    """
+    import sys
+    EXTRA = ("dask", "distributed", "pyarrow")
+    for name in EXTRA:
+        sys.modules[name] = None
+    from training.cli import main
+    code = main(sys.argv[1:])
+    loaded = [m for m, mod in sys.modules.items() if m.split(".")[0] in EXTRA and mod is not None]
+    assert not loaded, loaded
+    sys.exit(code)
+    """
+)
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_the_cli_needs_the_batch_extra_only_for_dask(
+    exported: Exported, data_path: Path, tmp_path: Path, engine: str
+) -> None:
+    out = tmp_path / "scored.csv"
+    files = ["--input", str(data_path), "--output", str(out)]
+    registry = ["--artifacts-dir", str(exported.registry.root)]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WITHOUT_BATCH_EXTRA,
+            "predict",
+            "--engine",
+            engine,
+            *files,
+            *registry,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=bare_env(PATH="/usr/bin:/bin", COLUMNS="200"),
+    )
+    if engine == "local":
+        assert done.returncode == 0, done.stderr
+        assert len(pd.read_csv(out)) == 200
+    else:
+        assert done.returncode == 2
+        assert "--engine dask needs the `batch` extra" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert not out.exists()
 
 
 def test_an_unreachable_scheduler_is_a_clear_error() -> None:
