@@ -33,8 +33,8 @@ TRAINING_STACK: Final = (
     "scipy",
     "matplotlib",
 )
-# The training side's optional extras (mlflow, watch): never in the serving image either.
-TRAINING_EXTRAS: Final = ("mlflow", "watchfiles")
+# The training side's optional extras (mlflow, watch, batch): never in the serving image either.
+TRAINING_EXTRAS: Final = ("mlflow", "watchfiles", "dask", "distributed", "pyarrow")
 FEATURES: Final = (
     "inference",
     "lifecycle",
