@@ -73,28 +73,39 @@ class ExplanationService:
         """
         patients = self.codec.decode(body)
         model, explainer = self._explained()
-        if model.version != self._answers_version:
-            self._answers.clear()
-            self._answers_version = model.version
         # The model answers the same for every patient of a cell (that is what makes the values
         # exact), so an encoded answer serves its whole cell: a request whose cell was answered
         # before costs a share of one explainer run (cells only) and no run of the forest.
+        # The cache is this version's, taken before any await: a hot reload meanwhile starts
+        # another one, and never hands this request an answer of another grid.
+        cache = self._cache(model.version)
         if isinstance(patients, Patient):
             cell = await self._batcher.cell(explainer, patients)
-            answer = self._answers.get(cell) or self._encode(model, explainer, [patients])[0]
+            answer = cache.get(cell) or self._encode(model, explainer, [patients], cache)[0]
             return Answer(answer, model.version)
-        cached = [self._answers.get(cell) for cell in explainer.cells(columns(patients))]
+        cached = [cache.get(cell) for cell in explainer.cells(columns(patients))]
         answers = (
-            self._encode(model, explainer, patients)
+            self._encode(model, explainer, patients, cache)
             if None in cached
             else cast("list[bytes]", cached)
         )
         return Answer(b"[" + b",".join(answers) + b"]", model.version)
 
+    def _cache(self, version: str) -> dict[int, bytes]:
+        """The encoded answers by cell of ``version`` (a new, empty one for a new version)."""
+        if version != self._answers_version:
+            self._answers = {}
+            self._answers_version = version
+        return self._answers
+
     def _encode(
-        self, model: DrugModel, explainer: Explainer, patients: list[Patient]
+        self,
+        model: DrugModel,
+        explainer: Explainer,
+        patients: list[Patient],
+        cache: dict[int, bytes],
     ) -> list[bytes]:
-        """Predict, explain and encode each patient, keeping the answers by cell."""
+        """Predict, explain and encode each patient, keeping the answers in ``cache`` by cell."""
         predictions = (
             model.predict_one(patients[0]) if len(patients) == 1 else model.predict(patients)
         )
@@ -102,11 +113,11 @@ class ExplanationService:
         base = ClassValues(*explainer.base_values.tolist())
         encoded = []
         for i, cell in enumerate(cells):
-            answer = self._answers.get(cell)
+            answer = cache.get(cell)
             if answer is None:
-                if len(self._answers) >= ANSWER_CACHE_SIZE:
-                    self._answers.clear()
-                answer = self._answers[cell] = self.codec.encode(
+                if len(cache) >= ANSWER_CACHE_SIZE:
+                    cache.clear()
+                answer = cache[cell] = self.codec.encode(
                     ExplanationResponse(
                         prediction=predictions.labels[i],
                         probabilities=Probabilities(*predictions.probabilities[i].tolist()),

@@ -3,11 +3,13 @@ versions exported without an explainer (still served, explanations refused with 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -17,7 +19,11 @@ from drugclf.contract import CLASSES, FEATURE_NAMES
 from drugclf.registry import Registry
 from serving.app import create_app
 from serving.explain import service as explain_service
+from serving.explain.service import ExplanationService
+from serving.inference.codec import PatientCodec
+from serving.inference.holder import ModelHolder
 from serving.inference.model import DrugModel
+from serving.inference.service import Answer
 from serving.settings import Settings
 from tests.support import point_current_at
 
@@ -221,3 +227,26 @@ def test_answers_reused_for_a_cell_are_the_ones_computed_for_it(
         for _ in range(2):
             assert client.post("/explain", json=[*BATCH, *near]).json() == expected
             assert [client.post("/explain", json=p).json() for p in near] == expected[-3:]
+
+
+def test_a_reload_during_a_request_never_mixes_versions(
+    registry_copy: Registry, trained: Trained, clone_version: Callable[..., str]
+) -> None:
+    """A request keeps the model (and the answers) it started with, whatever swaps meanwhile."""
+    clone_version(registry_copy, trained.version, OTHER)
+    holder = ModelHolder(registry_copy)
+    holder.load_current()
+    service = ExplanationService(holder, PatientCodec(10))
+    body = msgspec.json.encode(PATIENT)
+
+    async def overlapping() -> tuple[Answer, Answer]:
+        first = asyncio.create_task(service.answer_json(body))
+        await asyncio.sleep(0)  # the first request now waits for its cell
+        holder.model = DrugModel.load(registry_copy.root / OTHER)  # what a hot reload does
+        second = await service.answer_json(body)
+        return await first, second
+
+    first, second = asyncio.run(overlapping())
+    assert (first.model_version, second.model_version) == (trained.version, OTHER)
+    assert msgspec.json.decode(first.body)["model_version"] == trained.version
+    assert msgspec.json.decode(second.body)["model_version"] == OTHER
