@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from drugclf import routing
 from drugclf.artifact import (
@@ -44,15 +44,15 @@ from training.onnx_export import input_specs
 from training.runs import RunRecord
 
 # Fail fast on an unreachable server: MLflow's defaults retry for minutes. Set before mlflow is
-# imported (it reads them at import); an operator's own values win.
+# imported (it reads them at import); an operator's own values win. MLflow itself is imported
+# only once the server has answered: an unreachable one costs the probe, not seconds of imports.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 # MLflow writes each run's URL on stdout, inside our CLI's output: the CLI says what it mirrored.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
-import mlflow
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +99,12 @@ class Mirror:
     """Copies runs, versions and the champion alias to the MLflow at ``uri``."""
 
     def __init__(self, uri: str) -> None:
+        import mlflow  # noqa: PLC0415
+
         self.uri = uri
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
-        self.client = MlflowClient(uri, uri)
+        self.client: MlflowClient = mlflow.MlflowClient(uri, uri)
         self._experiment_id: str | None = None
 
     @classmethod
@@ -148,6 +150,8 @@ class Mirror:
 
     def record(self, record: RunRecord, git_commit: str | None) -> None:
         """Log a run as far as it has got: params and tags, test accuracy, the full metrics."""
+        from mlflow.entities import Metric, Param, RunTag  # noqa: PLC0415
+
         with self._guard(f"run {record.run_id}"):
             run_id = self._run_of(record)
             now = int(time.time() * 1000)
@@ -189,7 +193,9 @@ class Mirror:
 
     def _log_version(self, run_id: str, version_dir: Path) -> str:
         """Log a version's files and model under ``run_id``; returns the registered version."""
+        import mlflow  # noqa: PLC0415
         import onnx  # noqa: PLC0415
+        from mlflow.entities import Metric, RunTag  # noqa: PLC0415
 
         version = version_dir.name
         meta = read_metadata(version_dir)
@@ -287,6 +293,8 @@ class Mirror:
 
     def optimize(self, rows: Sequence[Mapping[Any, Any]], data_sha256: str, out: Path) -> None:
         """A parent run for the search, a nested child run per combination."""
+        from mlflow.entities import Metric, Param  # noqa: PLC0415
+
         with self._guard("optimize search"):
             parent = self.client.create_run(
                 self.experiment_id,
