@@ -11,6 +11,7 @@ ends with one ``error:`` line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -411,6 +412,8 @@ def cmd_watch(args: argparse.Namespace) -> None:
     """Rerun the pipeline on each change of the data or the training code."""
     from training.watch import WatchPlan, watch_and_run  # noqa: PLC0415
 
+    if importlib.util.find_spec("watchfiles") is None:
+        raise RunError("watch needs the watch extra (watchfiles): make install")
     plan = WatchPlan(
         target=args.target,
         data=Path(args.data),
