@@ -102,14 +102,18 @@ def main(argv: list[str] | None = None) -> int:
                 cluster, balancer, patients, args.duration, args.repeats
             )
             logger.info("promote %s under load", version)
-            promote = scenarios.promote(cluster, balancer, patients, version, token)
+            promote = scenarios.promote(
+                cluster, balancer, patients, version, token=token, threads=args.threads
+            )
             logger.info("SIGKILL and restart under load")
-            kill = scenarios.kill_and_restart(cluster, balancer, patients, victim=1)
+            kill = scenarios.kill_and_restart(
+                cluster, balancer, patients, victim=1, threads=args.threads
+            )
             logger.info("checking the shared log")
             outcomes: list[Outcome] = [*promote.outcomes, *kill.outcomes]
             log = scenarios.check_log(cluster, log_url, outcomes, kill)
             rss = {r.name: r.rss_bytes() / 2**20 for r in cluster.replicas}
-    run = Run(header, args.reload_interval, 4, throughput, promote, kill, log, rss)
+    run = Run(header, args.reload_interval, args.threads, throughput, promote, kill, log, rss)
     report = render(run)
     print(report)
     if args.output:

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
 import psutil
 
 from loadtests.bench.server import ServerProcess
 from loadtests.replicas.balancer import replica_name
+
+KILL_TIMEOUT_S: Final = 10.0
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Still running: a killed process whose parent died first may linger as a zombie."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @dataclass
@@ -88,11 +100,20 @@ class Cluster:
             replica.server.start()
 
     def kill(self, index: int) -> None:
-        """SIGKILL the replica's whole process group: server, worker and log writer at once."""
+        """SIGKILL the replica's whole process group: server, worker and log writer at once.
+
+        Returns when every one of those processes is gone, not only the server's main one:
+        until then the worker may still hold requests.
+        """
         process = self.replicas[index].server.process
         assert process is not None
+        group = [psutil.Process(process.pid)]
+        group += group[0].children(recursive=True)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        deadline = time.monotonic() + KILL_TIMEOUT_S
+        while any(_alive(p) for p in group) and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def restart(self, index: int) -> float:
         """Start a killed replica again on its port and data folder; seconds until ready."""

@@ -121,8 +121,8 @@ def render(run: Run) -> str:
         "traffic, started again on its port and data folder 2 s later.",
         "",
         f"- requests: {len(k.outcomes):,}, failed: **{k.failures}** "
-        f"({k.failed_sent_before_kill} in flight at the kill, {k.failed_sent_after_kill} sent "
-        "after it)",
+        f"({k.failed_sent_before_kill} sent before its processes were all gone, "
+        f"{k.failed_sent_after_kill} after; the kill took {k.dead_at - k.killed_at:.3f} s)",
         f"- routed around: last failure {k.routed_around_s:.2f} s after the kill",
         "- failed answers (seconds after the kill, status, replica; status 0: the connection "
         "failed): "

@@ -107,10 +107,16 @@ class PromoteResult:
 
 
 def promote(
-    cluster: Cluster, balancer: Balancer, bodies: Sequence[bytes], version: str, token: str
+    cluster: Cluster,
+    balancer: Balancer,
+    bodies: Sequence[bytes],
+    version: str,
+    *,
+    token: str,
+    threads: int,
 ) -> PromoteResult:
     """Promote ``version`` through the second replica's admin endpoint while traffic runs."""
-    traffic = Traffic(balancer.port(len(cluster.replicas)), bodies).start()
+    traffic = Traffic(balancer.port(len(cluster.replicas)), bodies, threads).start()
     time.sleep(STEADY_S)
     through = cluster.replicas[1 % len(cluster.replicas)]
     status, before = _post(through.port, f"/models/{version}/promote", token)
@@ -155,7 +161,7 @@ class KillResult:
     outcomes: list[Outcome]
     killed_at: float
     dead_at: float
-    """When the kill's wait returned: the replica's processes were gone."""
+    """When every process of the replica was gone (a request sent before may fail)."""
     restarted_at: float
     restart_ready_s: float
     failed_sent_before_kill: int = 0
@@ -172,10 +178,10 @@ class KillResult:
 
 
 def kill_and_restart(
-    cluster: Cluster, balancer: Balancer, bodies: Sequence[bytes], victim: int
+    cluster: Cluster, balancer: Balancer, bodies: Sequence[bytes], *, victim: int, threads: int
 ) -> KillResult:
     """SIGKILL replica ``victim`` under traffic, then start it again on its port."""
-    traffic = Traffic(balancer.port(len(cluster.replicas)), bodies).start()
+    traffic = Traffic(balancer.port(len(cluster.replicas)), bodies, threads).start()
     time.sleep(STEADY_S)
     killed_at = time.monotonic()
     cluster.kill(victim)
