@@ -143,6 +143,8 @@ def _mirror(args: argparse.Namespace) -> Mirror | None:
             args.mirror = None
         else:
             args.mirror = Mirror.connect(uri)
+            if args.mirror is not None:
+                console.print(f"mirroring to MLflow at {uri}")
     mirror: Mirror | None = args.mirror
     return mirror
 

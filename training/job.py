@@ -65,6 +65,7 @@ def run_job(spec: JobSpec, emit: Emit) -> None:
 
     # Imported only now: scikit-learn and skl2onnx take seconds to import, and the client of a
     # bad upload should not wait for them to hear about it.
+    from training.explanations import ExplanationGateError  # noqa: PLC0415
     from training.runs import RunStore  # noqa: PLC0415
     from training.workflow import ParityError, evaluate_run, export_run, train  # noqa: PLC0415
 
@@ -94,6 +95,21 @@ def run_job(spec: JobSpec, emit: Emit) -> None:
                     "differ between ONNX and scikit-learn; nothing was published"
                 ),
                 parity=summary,
+            )
+        )
+        return
+    except ExplanationGateError as exc:
+        logger.error("explanation gate failed: %s", exc)
+        gate = exc.report.gate
+        failed = max(gate.efficiency_failures, gate.python_mismatches)
+        emit(
+            Failed(
+                code="parity_failed",
+                message=(
+                    f"the explanation gate failed: in {failed} of {gate.cases} cases the exact "
+                    "Shapley values do not add up to the model's probabilities; nothing was "
+                    "published"
+                ),
             )
         )
         return

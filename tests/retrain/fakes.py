@@ -37,3 +37,15 @@ def parity_fails(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(workflow, "check_parity", partial(parity.check_parity, tolerance=-1.0))
         run_job(spec, emit)
+
+
+def explanations_fail(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
+    """The real job, with the explanation gate made to fail (tolerance below zero)."""
+    from training import explanations, workflow
+    from training.job import run_job
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            workflow, "check_explainer", partial(explanations.check_explainer, tolerance=-1.0)
+        )
+        run_job(spec, emit)
