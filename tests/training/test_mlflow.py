@@ -126,6 +126,7 @@ def test_full_mirrors_the_run_its_artifacts_and_the_registered_version(
     out = _cli(tmp_path, "full", *_small(data_path), "--mlflow", tracking_uri)
     assert out.returncode == 0, out.stderr
     assert "View run" not in out.stdout  # MLflow's own chatter stays out of our output
+    assert f"mirroring to MLflow at {tracking_uri}" in out.stdout
     record = RunStore(tmp_path / "runs").load()
     assert record.metrics is not None and record.exported_version is not None
 
