@@ -124,6 +124,18 @@ def test_an_existing_cluster_is_reached_by_its_address(
     assert report.partitions > 1
 
 
+def test_a_header_without_rows_is_refused_as_in_one_process(
+    client: Client, model_dir: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "empty.csv"
+    source.write_text("Age,Sex,BP,Cholesterol,Na_to_K\n")
+    with pytest.raises(DatasetError, match="the file has a header but no data rows"):
+        score_with_dask(client, model_dir, source, tmp_path / "out" / "o.csv")
+    with pytest.raises(DatasetError, match="the file has a header but no data rows"):
+        score_file(model_dir, source, tmp_path / "out" / "o.csv")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_parquet_in_and_out_matches_the_single_process_path(
     client: Client, model_dir: Path, tmp_path: Path
 ) -> None:

@@ -95,7 +95,7 @@ def score_partition(
     except DatasetError as exc:
         return PartitionResult(partition.index, 0, 0, [], 1, str(exc), *who)
     parsed = rows.parsed
-    if parsed.features is not None:
+    if parsed.features is not None and parsed.rows:
         frame = scored_frame(plugin.session, plugin.meta, parsed.features, parsed.labels)
         write_frame(
             frame,
