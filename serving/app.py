@@ -131,7 +131,7 @@ def create_app(settings: Settings) -> Litestar:
             RenderedPages(settings, access),
         ),
         lifespan=[lifespan],
-        exception_handlers=exception_handlers(),
+        exception_handlers=exception_handlers(inference_prefix=OpenInferenceController.path),
         openapi_config=openapi_config(settings.max_batch_size),
         plugins=[ClosedStructSchemaPlugin()],
         request_max_body_size=settings.max_body_bytes,

@@ -1,7 +1,9 @@
 """Errors to HTTP, in one place: every error answer is an ``ErrorBody`` with the request id.
 
-The Open Inference Protocol (V2) routes install ``exception_handlers(inference=True)``: the
-same errors, statuses and messages, in the protocol's ``{"error": "..."}`` shape.
+The Open Inference Protocol (V2) routes answer the same errors, statuses and messages in the
+protocol's ``{"error": "..."}`` shape: their controller installs
+``exception_handlers(inference=True)``, and the app's own handlers use that shape below the
+protocol's prefix (``inference_prefix``) for what is refused before a route is found.
 
 Domain errors carry their status and client-facing message. Litestar's own HTTP errors (404,
 405, 413 ...) keep their status with the vocabulary's code and a message we write; its
@@ -79,20 +81,37 @@ def parameter_error(
     return None
 
 
-def exception_handlers(*, inference: bool = False) -> ExceptionHandlersMap:
-    """The app's exception handlers (``inference``: in the Open Inference Protocol's shape)."""
+def exception_handlers(
+    *, inference: bool = False, inference_prefix: str | None = None
+) -> ExceptionHandlersMap:
+    """The app's exception handlers.
+
+    Args:
+        inference: answer every error in the Open Inference Protocol's shape.
+        inference_prefix: answer in that shape below this path too (``/v2``): a path no route
+            matches, or a method a route does not take, is refused before any V2 handler runs.
+    """
     encoder = msgspec.json.Encoder()
 
+    def protocol(request: Request[Any, Any, Any]) -> bool:
+        if inference or inference_prefix is None:
+            return inference
+        path: str = request.scope["path"]
+        return path == inference_prefix or path.startswith(inference_prefix + "/")
+
     def respond(
-        body: ErrorBody, status: int, headers: dict[str, str] | None = None
+        request: Request[Any, Any, Any],
+        body: ErrorBody,
+        status: int,
+        headers: dict[str, str] | None = None,
     ) -> Response[Any]:
-        shaped = InferenceErrorBody(error=body.message) if inference else body
+        shaped = InferenceErrorBody(error=body.message) if protocol(request) else body
         return Response(
             content=encoder.encode(shaped), status_code=status, media_type=JSON, headers=headers
         )
 
     def on_serving_error(request: Request[Any, Any, Any], exc: ServingError) -> Response[Any]:
-        return respond(exc.body(_request_id(request)), exc.status_code, exc.headers)
+        return respond(request, exc.body(_request_id(request)), exc.status_code, exc.headers)
 
     def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         status = exc.status_code
@@ -110,11 +129,11 @@ def exception_handlers(*, inference: bool = False) -> ExceptionHandlersMap:
         body = ErrorBody(
             status="error", code=code, message=message, request_id=_request_id(request)
         )
-        return respond(body, status, {"allow": allowed} if allowed else None)
+        return respond(request, body, status, {"allow": allowed} if allowed else None)
 
     def internal(request: Request[Any, Any, Any], status: int) -> Response[Any]:
         body = ServingError(ServingError.example.message).body(_request_id(request))
-        return respond(body, status)
+        return respond(request, body, status)
 
     def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         logger.exception(

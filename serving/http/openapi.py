@@ -277,7 +277,7 @@ def openapi_config(max_batch_size: int, version: str = "1.0.0") -> OpenAPIConfig
                 name="open inference protocol (V2)",
                 description="The KServe / Triton V2 REST protocol, with Triton's binary tensor "
                 "data extension: standard clients (tritonclient, KServe, MLServer) work "
-                "unchanged. Errors here are the protocol's `{\"error\": \"...\"}`.",
+                'unchanged. Errors here are the protocol\'s `{"error": "..."}`.',
             ),
         ],
         components=Components(
