@@ -34,6 +34,7 @@ mlflow = pytest.importorskip(
     "mlflow", reason="the mlflow extra is not installed (make install installs every extra)"
 )
 from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Run  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -170,6 +171,33 @@ def test_full_mirrors_the_run_its_artifacts_and_the_registered_version(
     ours = ort.InferenceSession(str(exported)).run(None, feed)
     assert mirrored["label"].tolist() == ours[0].tolist()
     np.testing.assert_array_equal(mirrored["probabilities"], ours[1])
+
+
+def test_train_evaluate_export_one_by_one_fill_one_run(
+    tracking_uri: str, tmp_path: Path, data_path: Path
+) -> None:
+    dirs = ["--runs-dir", str(tmp_path / "runs"), "--artifacts-dir", str(tmp_path / "artifacts")]
+    mirror = ["--mlflow", tracking_uri]
+    train = ["train", "--data", str(data_path), "--n-estimators", str(TEST_N_ESTIMATORS)]
+    assert cli.main([*train, *dirs, *mirror]) == 0
+    run_id = RunStore(tmp_path / "runs").load().run_id
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(MODEL)
+    assert experiment is not None
+
+    def mirrored() -> Run:
+        [run] = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{run_id}'")
+        return run
+
+    assert set(mirrored().data.metrics) == {"test_accuracy"}  # evaluated later
+    assert cli.main(["evaluate", *dirs, *mirror]) == 0
+    run = mirrored()
+    assert {"cv_accuracy_mean", "cv_accuracy_std", "f1_DrugY"} <= set(run.data.metrics)
+    assert "confusion_matrix.png" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert cli.main(["export", "--parity-cases", str(TEST_PARITY_CASES), *dirs, *mirror]) == 0
+    version = RunStore(tmp_path / "runs").load().exported_version
+    assert mirrored().data.tags["drugclf.version"] == version
+    assert _champion(client) == version
 
 
 def test_promote_rollback_sync_and_the_policy_move_the_aliases(
