@@ -101,6 +101,9 @@ class Mirror:
     def __init__(self, uri: str) -> None:
         import mlflow  # noqa: PLC0415
 
+        # uv's venvs have no pip: MLflow would warn on every logged model that it cannot pin
+        # pip's version in the model's conda.yaml, which the model does not need anyway.
+        logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
         self.uri = uri
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
