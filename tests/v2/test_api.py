@@ -106,7 +106,7 @@ def test_errors_in_the_protocol_s_shape(client: TestClient[Litestar]) -> None:
         (client.get("/v2/models/drug-classifier/versions/latest/ready"), 404, "no published"),
         (client.post(INFER, content=b"{nope"), 400, "not JSON"),
         (client.post(INFER, content=b'{"inputs": []}'), 400, "input 'Age' is missing"),
-        (client.get(INFER), 405, "does not accept that method (allowed: POST"),
+        (client.get(INFER), 405, "does not accept that method (allowed: "),
         (client.get("/v2/models/drug-classifier/config"), 404, "no such route"),
         (client.post(INFER, content=b"x" * 2_000_000), 413, "too large"),
     ]
