@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,15 @@ import numpy.typing as npt
 from drugclf.contract import CLASSES, FIELDS, Patient
 from serving.http.errors import InferenceHeaderError, InvalidTensorError, MalformedBodyError
 from serving.http.validation import Rule, shown
+from serving.v2.binary import (
+    HEADER_LENGTH,
+    LENGTH,
+    VECTORISED_FROM,
+    Vocabulary,
+    numbers,
+    split_body,
+    split_bytes,
+)
 from serving.v2.schemas import (
     InferenceRequest,
     InferenceResponse,
@@ -39,7 +47,6 @@ from serving.v2.schemas import (
     ResponseOutput,
 )
 
-HEADER_LENGTH: Final = "Inference-Header-Content-Length"
 LABEL: Final = "label"
 PROBABILITIES: Final = "probabilities"
 OUTPUT_NAMES: Final = (LABEL, PROBABILITIES)
@@ -49,14 +56,6 @@ CLASS_ORDER: Final = ",".join(CLASSES)
 # What each feature's tensor is, by the contract's kind of field.
 _DATATYPES: Final = {"integer": ("INT64",), "number": ("FP64", "FP32"), "category": ("BYTES",)}
 _CONTENT_TYPES: Final = {"integer": "np", "number": "np", "category": "str"}
-_BINARY: Final[dict[str, np.dtype[Any]]] = {
-    "INT64": np.dtype("<i8"),
-    "FP64": np.dtype("<f8"),
-    "FP32": np.dtype("<f4"),
-}
-_U32: Final = struct.Struct("<I")
-VECTORISED_FROM: Final = 64
-"""Elements from which a categorical BYTES tensor is split with numpy (``_Vocabulary``)."""
 _INDEX: Final = re.compile(r" - at `\$\[0\]\[(\d+)\]`$")
 _SHARED_MEMORY: Final = "shared_memory_region"
 _NOT_SUPPORTED: Final = {
@@ -80,71 +79,13 @@ class Feature:
     """A one-field array-like Struct of ``list[<the field's contract type>]``: ``convert`` looks a
     class up in its cache by identity, where a ``typing`` type is hashed again on every call
     (most of a one-patient request's decoding)."""
-    vocabulary: _Vocabulary | None
+    vocabulary: Vocabulary | None
 
     @property
     def expected(self) -> str:
         """What the tensor must be, for messages and the metadata."""
         kinds = " or ".join(self.datatypes)
         return f"{kinds}, shape [N] or [N, 1], each element {self.rule.expected}"
-
-
-class _Vocabulary:
-    """Splits a binary BYTES tensor of a categorical field with a few numpy passes.
-
-    A Python loop over the length prefixes took most of a 1,000-patient binary request. Here
-    the values are short (at most 8 bytes) and hold no zero byte, so the zero bytes of a valid
-    tensor are exactly the three high bytes of each 4-byte length: they give every element's
-    start, the lengths must chain from one start to the next and end at the last byte, and each
-    value, read as one little-endian integer of its bytes, must be one allowed value's. Anything
-    else returns None, and the exact parser names the element that is wrong.
-    """
-
-    _WIDTH: Final = 8
-
-    def __init__(self, allowed: Sequence[str]) -> None:
-        encoded = {value: value.encode() for value in allowed}
-        self._usable = all(
-            0 < len(raw) <= self._WIDTH and b"\0" not in raw for raw in encoded.values()
-        )
-        keys = {int.from_bytes(raw, "little"): value for value, raw in encoded.items()}
-        order = sorted(keys)
-        self._keys = np.array(order, dtype=np.uint64)
-        self._values = np.array([keys[key] for key in order], dtype=object)
-        # The low ``length`` bytes of a little-endian word: the value, without what follows it.
-        self._masks = np.array(
-            [(1 << (8 * length)) - 1 for length in range(self._WIDTH + 1)], dtype=np.uint64
-        )
-        self._offsets = np.arange(self._WIDTH)
-
-    def split(self, data: bytes) -> list[str] | None:
-        """The elements, or None when ``data`` is not exactly a run of allowed elements."""
-        raw = np.frombuffer(data + bytes(self._WIDTH), dtype=np.uint8)  # padded: reads stay in
-        size = len(data)
-        zeros = np.flatnonzero(raw[:size] == 0)
-        if not self._usable or not zeros.size or zeros.size % 3:
-            return None
-        first = zeros[0::3]
-        starts = first - 1
-        if (
-            starts[0] != 0
-            or not np.array_equal(zeros[1::3], first + 1)
-            or not np.array_equal(zeros[2::3], first + 2)
-        ):
-            return None
-        lengths = raw[starts].astype(np.int64)
-        ends = starts + 4 + lengths
-        if ends[-1] != size or not np.array_equal(ends[:-1], starts[1:]):
-            return None
-        if lengths.max() > self._WIDTH:
-            return None
-        words = raw[(starts + 4)[:, None] + self._offsets].view("<u8").ravel()
-        words &= self._masks[lengths]
-        found = np.minimum(np.searchsorted(self._keys, words), self._keys.size - 1)
-        if not np.array_equal(self._keys[found], words):
-            return None
-        values: list[str] = self._values[found].tolist()
-        return values
 
 
 def _feature(spec: Any) -> Feature:
@@ -159,7 +100,7 @@ def _feature(spec: Any) -> Feature:
             array_like=True,
             frozen=True,
         ),
-        vocabulary=_Vocabulary(spec.allowed) if spec.allowed else None,
+        vocabulary=Vocabulary(spec.allowed) if spec.allowed else None,
     )
 
 
@@ -208,7 +149,7 @@ class TensorCodec:
         self.max_batch_size = max_batch_size
         self._decoder = msgspec.json.Decoder(InferenceRequest)
         self._encoder = msgspec.json.Encoder()
-        self._label_bytes = {c: _U32.pack(len(c.encode())) + c.encode() for c in CLASSES}
+        self._label_bytes = {c: LENGTH.pack(len(c.encode())) + c.encode() for c in CLASSES}
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -221,7 +162,7 @@ class TensorCodec:
             InvalidTensorError: a tensor is unknown, missing, wrongly typed or shaped, or holds
                 a value the feature contract refuses.
         """
-        header, tail = _split_body(body, header_length)
+        header, tail = split_body(body, header_length)
         request = self._decode_header(header)
         if request.parameters:
             _check_parameters(request.parameters, "the request", pandas=True)
@@ -381,22 +322,6 @@ def _check_names(names: list[str]) -> None:
             )
 
 
-def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
-    """The JSON header and the binary data after it."""
-    if header_length is None:
-        return body, b""
-    text = header_length.strip()
-    length = int(text) if text.isascii() and text.isdigit() else -1
-    if not 0 < length <= len(body):
-        raise InferenceHeaderError(
-            f"{HEADER_LENGTH} must be the JSON header's length in bytes, from 1 to the body's "
-            f"{len(body)} (got {shown(header_length)})",
-            field=HEADER_LENGTH,
-            expected=f"a whole number from 1 to {len(body)}",
-        )
-    return body[:length], body[length:]
-
-
 def _plain(exc: msgspec.ValidationError) -> str:
     # msgspec says "Expected `array`, got `str` - at `$.inputs[0].shape`": kept, quotes dropped.
     text = str(exc).replace("`", "")
@@ -477,54 +402,8 @@ def _from_binary(tensor: RequestInput, feature: Feature, data: bytes) -> tuple[l
         split = vocabulary.split(data) if vocabulary is not None else None
         if split is not None:
             return split, True
-        return _split_bytes(tensor.name, data), False
-    dtype = _BINARY[tensor.datatype]
-    if len(data) % dtype.itemsize:
-        raise InferenceHeaderError(
-            f"input '{tensor.name}': binary_data_size {len(data)} is not a whole number of "
-            f"{tensor.datatype} elements ({dtype.itemsize} bytes each)",
-            field=tensor.name,
-        )
-    values: list[Any] = np.frombuffer(data, dtype=dtype).tolist()
-    return values, False
-
-
-def _split_bytes(name: str, data: bytes) -> list[Any]:
-    """BYTES elements one by one, naming the first that is cut off or not UTF-8."""
-    values: list[Any] = []
-    offset, end = 0, len(data)
-    while offset < end:
-        index = len(values)
-        if offset + 4 > end:
-            raise InvalidTensorError(
-                f"input '{name}' element {index}: its 4-byte length is cut off "
-                f"({end - offset} bytes left)",
-                field=name,
-                index=index,
-                expected="a 4-byte little-endian length, then that many bytes",
-            )
-        (size,) = _U32.unpack_from(data, offset)
-        offset += 4
-        if offset + size > end:
-            raise InvalidTensorError(
-                f"input '{name}' element {index}: its length {size} runs past the tensor's "
-                f"binary data ({end - offset} bytes left)",
-                field=name,
-                index=index,
-                expected="a 4-byte little-endian length, then that many bytes",
-            )
-        try:
-            values.append(data[offset : offset + size].decode())
-        except UnicodeDecodeError:
-            raise InvalidTensorError(
-                f"input '{name}' element {index}: must be UTF-8 text "
-                f"(got {shown(data[offset : offset + size][:40].hex())} in hex)",
-                field=name,
-                index=index,
-                expected=FEATURES[name].rule.expected,
-            ) from None
-        offset += size
-    return values
+        return split_bytes(tensor.name, data, feature.rule.expected), False
+    return numbers(tensor.name, tensor.datatype, data), False
 
 
 def _checked(tensor: RequestInput, feature: Feature, values: list[Any]) -> list[Any]:

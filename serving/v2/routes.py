@@ -40,7 +40,8 @@ from serving.http.exceptions import exception_handlers as error_handlers
 from serving.http.openapi import EXAMPLE_PATIENT, EXAMPLE_PATIENT_2, error_responses
 from serving.http.responses import RawResponse
 from serving.http.state import service
-from serving.v2.codec import CLASS_ORDER, HEADER_LENGTH
+from serving.v2.binary import HEADER_LENGTH
+from serving.v2.codec import CLASS_ORDER
 from serving.v2.schemas import (
     InferenceRequest,
     InferenceResponse,
