@@ -12,6 +12,7 @@ model.
 from __future__ import annotations
 
 import argparse
+import http.client
 import shutil
 import statistics
 import sys
@@ -81,10 +82,44 @@ def _load(port: int, duration_s: float) -> WrkResult:
     )
 
 
+def roles_served(port: int) -> dict[str, float]:
+    """Predictions per role so far, from the server's ``/metrics`` (all workers)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("drugclf_version_predictions_total{"):
+            role = line.split('role="', 1)[1].split('"', 1)[0]
+            counts[role] = counts.get(role, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def _rss(server: ServerProcess) -> float:
     """The largest worker's resident memory in MiB, after a short warm-up load."""
     _load(server.port, 2)
     return max(server.worker_rss_bytes()) / MIB
+
+
+def measure_memory(registry: Registry, workers: int) -> dict[str, float]:
+    """The largest worker's RSS (MiB) with one, two (a candidate) and three (and a shadow)."""
+    layouts = {
+        "1 version": None,
+        "2 versions": ab_policy(registry, shadow=False),
+        "3 versions": ab_policy(registry),
+    }
+    found = {}
+    for name, policy in layouts.items():
+        if policy is None:
+            routing.clear(registry)
+        else:
+            routing.write(registry, policy)
+        with ServerProcess(registry.root, workers=workers) as server:
+            found[name] = _rss(server)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     p99: dict[bool, list[float]] = {False: [], True: []}
     rps: dict[bool, list[float]] = {False: [], True: []}
     failures = 0
+    cpu_us: dict[bool, list[float]] = {False: [], True: []}
+    shares: list[float] = []
+    shadowed: list[float] = []
     memory: dict[str, list[float]] = {"1 version": [], "2 versions": [], "3 versions": []}
     with tempfile.TemporaryDirectory(prefix="drugclf-ab-bench-") as tmp:
         registry = Registry(Path(tmp) / "artifacts")
@@ -109,34 +147,38 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"repeat {repeat}/{args.repeats}: {label}", file=sys.stderr)
                 with ServerProcess(registry.root, workers=args.workers) as server:
                     time.sleep(0.5)
+                    cpu_before = server.cpu_seconds()
                     result = _load(server.port, args.duration)
+                    cpu = server.cpu_seconds() - cpu_before
+                    served = roles_served(server.port)
+                cpu_us[on].append(cpu * 1e6 / max(result.requests, 1))
+                if on:  # the policy was followed: a tenth answered by the candidate, all shadowed
+                    answered = served.get("primary", 0) + served.get("candidate", 0)
+                    shares.append(served.get("candidate", 0) / max(answered, 1))
+                    shadowed.append(served.get("shadow", 0) / max(answered, 1))
                 p99[on].append(result.p99_us / 1000)
                 rps[on].append(result.requests_per_s)
                 failures += result.failures
-            layouts = {
-                "1 version": None,
-                "2 versions": ab_policy(registry, shadow=False),
-                "3 versions": ab_policy(registry),
-            }
-            for name, policy in layouts.items():
-                if policy is None:
-                    routing.clear(registry)
-                else:
-                    routing.write(registry, policy)
-                with ServerProcess(registry.root, workers=args.workers) as server:
-                    memory[name].append(_rss(server))
+            for name, rss in measure_memory(registry, args.workers).items():
+                memory[name].append(rss)
     alone, ab = statistics.median(p99[False]), statistics.median(p99[True])
-    print(f"| Condition | p99 ms (median of {args.repeats}) | runs | requests/s (median) |")
-    print("|---|---:|---|---:|")
+    print(
+        f"| Condition | p99 ms (median of {args.repeats}) | runs | requests/s (median) "
+        "| server CPU µs per request (median) |"
+    )
+    print("|---|---:|---|---:|---:|")
     for flag, name in ((False, "one model"), (True, "90/10 split + 100 % shadow")):
         runs = ", ".join(f"{v:.2f}" for v in p99[flag])
         print(
             f"| {name} | {statistics.median(p99[flag]):.2f} | {runs} | "
-            f"{statistics.median(rps[flag]):.0f} |"
+            f"{statistics.median(rps[flag]):.0f} | {statistics.median(cpu_us[flag]):.0f} |"
         )
     print(
         f"\np99 ratio (policy / one model): {ab / alone:.2f} (target at most 1.2); "
-        f"failed or wrong answers: {failures}\n"
+        f"failed or wrong answers: {failures}. Under the policy the candidate answered "
+        f"{statistics.median(shares):.1%} of the requests, and shadow calls were "
+        f"{statistics.median(shadowed):.0%} of the answers (the shadow's 100 % and the primary "
+        "listening to the candidate's share)\n"
     )
     print("| Versions loaded per worker | RSS MiB, largest worker (median) | runs |")
     print("|---|---:|---|")
