@@ -23,6 +23,8 @@ _BINARY: Final[dict[str, np.dtype[Any]]] = {
     "FP64": np.dtype("<f8"),
     "FP32": np.dtype("<f4"),
 }
+_FORMATS: Final = {"INT64": "q", "FP64": "d", "FP32": "f"}
+"""The ``struct`` code of each numeric datatype (``_BINARY``'s dtypes)."""
 LENGTH: Final = struct.Struct("<I")
 VECTORISED_FROM: Final = 64
 """Elements from which a categorical BYTES tensor is split with numpy (``Vocabulary``)."""
@@ -57,6 +59,9 @@ def numbers(name: str, datatype: str, data: bytes) -> list[Any]:
             f"{datatype} elements ({dtype.itemsize} bytes each)",
             field=name,
         )
+    count = len(data) // dtype.itemsize
+    if count < VECTORISED_FROM:  # numpy's fixed cost is more than a few elements' unpacking
+        return list(struct.unpack(f"<{count}{_FORMATS[datatype]}", data))
     values: list[Any] = np.frombuffer(data, dtype=dtype).tolist()
     return values
 

@@ -251,8 +251,9 @@ class TensorCodec:
                 field=name,
                 expected=f"shape [N] or [N, 1], 1 <= N <= {limit}",
             )
-        if tensor.parameters:
-            _check_parameters(tensor.parameters, f"input '{name}'", content=feature.content_type)
+        parameters = tensor.parameters
+        if parameters and (len(parameters) > 1 or "binary_data_size" not in parameters):
+            _check_parameters(parameters, f"input '{name}'", content=feature.content_type)
         return shape[0]
 
     # --- answers -----------------------------------------------------------------------------
