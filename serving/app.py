@@ -16,12 +16,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from litestar import Litestar, Router
 
 from drugclf.registry import Registry
-from serving.explain.routes import ExplainController
-from serving.explain.service import ExplanationService
 from serving.experiments.router import TrafficRouter
 from serving.experiments.routes import RoutingController
 from serving.experiments.service import Experiments
 from serving.experiments.shadows import ShadowQueue
+from serving.explain.routes import ExplainController
+from serving.explain.service import ExplanationService
 from serving.http import logs
 from serving.http.auth import AccessPolicy
 from serving.http.exceptions import exception_handlers
