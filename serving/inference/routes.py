@@ -73,7 +73,8 @@ class PredictionController(Controller):
         dependencies={"_body_schema": Provide(document_body, sync_to_thread=False)},
         responses={
             200: ResponseSpec(
-                PredictionResponse | list[PredictionResponse],
+                # A union is a valid response type; Litestar's annotation says only classes.
+                PredictionResponse | list[PredictionResponse],  # type: ignore[arg-type]
                 description="One answer per patient, in the order sent",
                 generate_examples=False,
                 examples=PREDICT_EXAMPLES,
