@@ -250,3 +250,17 @@ def test_a_reload_during_a_request_never_mixes_versions(
     assert (first.model_version, second.model_version) == (trained.version, OTHER)
     assert msgspec.json.decode(first.body)["model_version"] == trained.version
     assert msgspec.json.decode(second.body)["model_version"] == OTHER
+
+
+def test_openapi_documents_the_explanation_routes(client: TestClient[Litestar]) -> None:
+    document = client.get("/docs/openapi.json").json()
+    explain, predict = document["paths"]["/explain"]["post"], document["paths"]["/predict"]["post"]
+    assert {"200", "400", "409", "413", "415", "422", "503"} <= set(explain["responses"])
+    # The same bodies as /predict, with this app's batch bounds.
+    assert explain["requestBody"] == predict["requestBody"]
+    conflict = explain["responses"]["409"]["content"]["application/json"]["examples"]
+    assert [e["value"]["code"] for e in conflict.values()] == ["explanations_unavailable"]
+    info = document["paths"]["/model/explanations"]["get"]
+    assert {"200", "409", "503"} <= set(info["responses"])
+    answer = document["components"]["schemas"]["ExplanationResponse"]
+    assert {"base_values", "values", "probabilities", "prediction"} <= set(answer["properties"])
