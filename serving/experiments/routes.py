@@ -6,11 +6,12 @@ like promote. Reading it is open, like ``GET /models``: it names versions, no pa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from litestar import Controller, Request, delete, get, put
+from litestar import Controller, Request, Response, delete, get, put, route
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import HttpMethod
 from litestar.openapi import ResponseSpec
 
 from drugclf.routing import RoutingPolicy
@@ -22,6 +23,8 @@ from serving.http.openapi import ADMIN_SECURITY, error_responses
 from serving.http.state import service
 from serving.inference.codec import check_json_content_type
 
+ALLOW: Final = "DELETE, GET, OPTIONS, PUT"
+
 
 def document_body(data: RoutingPolicy) -> None:  # pragma: no cover - never called
     """Only for the OpenAPI schema: the handler decodes the raw body strictly itself."""
@@ -30,16 +33,16 @@ def document_body(data: RoutingPolicy) -> None:  # pragma: no cover - never call
 class RoutingController(Controller):
     """The registry's traffic policy: A/B candidates and shadows beside the served version."""
 
-    path = "/routing"
+    path = "/"
     tags = ["experiments"]  # noqa: RUF012 - Litestar reads a list
 
-    @get("/", responses={200: ResponseSpec(RoutingReply, generate_examples=False)})
+    @get("/routing", responses={200: ResponseSpec(RoutingReply, generate_examples=False)})
     async def show(self, state: State) -> RoutingReply:
         """The traffic policy (null: one model answers) and whether this worker follows it."""
         return service(state, Experiments).reply()
 
     @put(
-        "/",
+        "/routing",
         guards=[admin_only],
         status_code=200,
         dependencies={"_body_schema": Provide(document_body, sync_to_thread=False)},
@@ -63,7 +66,7 @@ class RoutingController(Controller):
         return await service(request.app.state, Experiments).put(await request.body())
 
     @delete(
-        "/",
+        "/routing",
         guards=[admin_only],
         status_code=200,
         security=[{ADMIN_SECURITY: []}],
@@ -72,3 +75,8 @@ class RoutingController(Controller):
     async def remove(self, state: State) -> RoutingReply:
         """Remove the traffic policy: the served version answers everything again."""
         return await service(state, Experiments).delete()
+
+    @route("/routing", http_method=HttpMethod.OPTIONS, include_in_schema=False, status_code=204)
+    async def allowed(self) -> Response[None]:
+        """The methods of /routing (Litestar's own answer lists only the last one declared)."""
+        return Response(None, status_code=204, headers={"Allow": ALLOW})

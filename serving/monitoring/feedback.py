@@ -33,6 +33,8 @@ from serving.monitoring.predlog.backends import FEEDBACK_TABLE, TABLE, Backend
 MAX_ITEMS: Final = 1000
 """Labels in one call at most."""
 REQUEST_ID_CHARS: Final = 128
+LABEL_PATTERN: Final = r"^\s*[Dd][Rr][Uu][Gg][AaBbCcXxYy]\s*$"
+"""What ``normalise_label`` accepts, as the OpenAPI document states it."""
 
 
 class FeedbackItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -40,7 +42,7 @@ class FeedbackItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=REQUEST_ID_CHARS)]
     """The answer's ``x-request-id``."""
-    label: Annotated[str, msgspec.Meta(max_length=32)]
+    label: Annotated[str, msgspec.Meta(pattern=LABEL_PATTERN)]
     """The true class (DrugA, DrugB, DrugC, DrugX, DrugY; letter case as training accepts)."""
     index: Annotated[int, msgspec.Meta(ge=0)] = 0
     """The patient's position in its request's batch (0 for a single patient)."""
@@ -111,7 +113,15 @@ def decode_feedback(body: bytes) -> list[tuple[str, int, str]]:
                 f"a feedback call holds 1 to {MAX_ITEMS} labels{got}",
                 expected=f"a JSON array of 1 to {MAX_ITEMS} label objects",
             ) from None
-        raise invalid_input(exc, FEEDBACK, lambda: untyped(body)) from None
+        error = invalid_input(exc, FEEDBACK, lambda: untyped(body))
+        if error.field == "label" and error.expected == "a string":  # say which classes exist
+            error = InvalidInputError(
+                error.message.replace("a string", _LABEL_EXPECTED, 1),
+                field="label",
+                index=error.index,
+                expected=_LABEL_EXPECTED,
+            )
+        raise error from None
     except (msgspec.DecodeError, UnicodeDecodeError):
         reason = "the request body is empty" if not body.strip() else "the body is not valid JSON"
         raise MalformedBodyError(reason, expected="a JSON array of label objects") from None

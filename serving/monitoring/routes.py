@@ -17,7 +17,8 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
 
 from drugclf.contract import DrugClass
 from serving.http.auth import ForbiddenError, UnauthorizedError, readers_only
@@ -35,7 +36,8 @@ from serving.http.state import service
 from serving.http.validation import Rule, invalid_parameter
 from serving.inference.codec import check_json_content_type
 from serving.monitoring.feedback import (
-    FeedbackBody,
+    MAX_ITEMS,
+    FeedbackItem,
     FeedbackReply,
     LabelConflictError,
     PredictionNotFoundError,
@@ -103,7 +105,19 @@ def _window(since: str | None, until: str | None) -> tuple[float | None, float |
     return start, end
 
 
-def document_feedback(data: FeedbackBody) -> None:  # pragma: no cover - never called
+FeedbackDocument = Annotated[
+    list[FeedbackItem],
+    Body(
+        title="Ground-truth labels",
+        description=f"1 to {MAX_ITEMS} labels, each naming an answered patient.",
+        media_type=RequestEncodingType.JSON,
+        min_items=1,
+        max_items=MAX_ITEMS,
+    ),
+]
+
+
+def document_feedback(data: FeedbackDocument) -> None:  # pragma: no cover - never called
     """Only for the OpenAPI schema: the handler decodes the raw body strictly itself."""
 
 

@@ -10,6 +10,10 @@ own error body:
 - a whole number written as a float (``"Age": 45.0``): JSON Schema counts 45.0 as an integer,
   the server refuses it on purpose (``docs/serving.md``: no type coercion), and no schema
   keyword tells the two apart;
+- a traffic policy refused by ``PUT /routing`` (422 naming a version, the weights or the sticky
+  key): every version must be published and have passed parity, the primary must be the served
+  version, a version appears once and the weights sum to at most 1, facts of the registry or
+  between fields that no schema states;
 - a tensor refused by the Open Inference Protocol's infer routes (their 400 ``{"error": ...}``):
   the protocol's request schema allows any tensors, the model takes five named ones whose
   shapes agree and whose JSON header length matches the body, constraints no schema states.
@@ -49,6 +53,8 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
         return True
     error = _error_body(response)
     if V2_INFER.match(case.path) and response.status_code == 400 and set(error) == {"error"}:
+        return False
+    if case.path == "/routing" and response.status_code == 422 and error.get("field"):
         return False
     if error.get("code") != "validation_error":
         return True
