@@ -120,3 +120,17 @@ def test_a_damaged_policy_file_keeps_the_previous_policy(
     router.load_now()
     assert router.active is before
     assert router.refused is not None and "primary" in router.refused
+
+
+def test_a_full_shadow_queue_skips_and_counts(versions: Versions) -> None:
+    holder = ModelHolder(versions.registry)
+    model = holder.load_current()
+    metrics = ServerMetrics()
+    queue = ShadowQueue(metrics, None, metrics.registry, max_requests=2)
+    assert queue.offer((model,), [], "a") and queue.offer((model,), [], "b")
+    assert not queue.offer((model,), [], "c")  # full: skipped, counted, the request unharmed
+    assert queue.waiting == 2
+    skipped = metrics.registry.get_sample_value(
+        "drugclf_shadow_skipped_total", {"version": model.version}
+    )
+    assert skipped == 1.0

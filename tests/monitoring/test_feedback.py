@@ -131,13 +131,14 @@ def test_too_many_items_and_not_json(client: TestClient[Litestar]) -> None:
     assert broken.status_code == 400 and broken.json()["code"] == "malformed_json"
 
 
-def test_an_older_log_gains_the_role_column(tmp_path: Path) -> None:
+def test_an_older_log_gains_the_role_column(log_url: str) -> None:
     """A log an earlier version created (no role, no feedback) is brought up to date."""
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    backend = open_backend(url)
+    backend = open_backend(log_url)
+    if log_url.startswith("sqlite"):
+        Path(log_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     with backend.session() as conn:
         conn.execute(
-            f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, ts REAL NOT NULL, request_id TEXT, "
+            f"CREATE TABLE {TABLE} (id {backend.id_ddl}, ts REAL NOT NULL, request_id TEXT, "
             "batch_index INTEGER NOT NULL, batch_size INTEGER NOT NULL, model_version TEXT "
             "NOT NULL, predicted TEXT NOT NULL, latency_ms REAL NOT NULL, age INTEGER, sex TEXT, "
             "bp TEXT, cholesterol TEXT, na_to_k REAL, p_druga REAL, p_drugb REAL, p_drugc REAL, "
