@@ -14,7 +14,7 @@ watch: ## Rerun the pipeline when data/*.csv or the training code changes (WATCH
 # Falls back to the system's Python when there is no venv yet: the doctor then says so.
 .PHONY: doctor
 doctor: ## Check this machine (Python, venv, extras, a model that loads, the port, tools) and say how to fix it
-	@if [ -x $(PY) ]; then $(PY) -m training.doctor --port $(PORT); else $(PYTHON) -m training.doctor --port $(PORT); fi
+	@if [ -x $(PY) ]; then $(PY) -m training.doctor --artifacts-dir $(ARTIFACTS) --port $(PORT); else $(PYTHON) -m training.doctor --artifacts-dir $(ARTIFACTS) --port $(PORT); fi
 
 # No background job runner: the UI and the mirror need none, and it starts a dozen processes.
 .PHONY: mlflow-ui
