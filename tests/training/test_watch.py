@@ -106,8 +106,13 @@ def watcher(tmp_path: Path, data_path: Path) -> Iterator[tuple[Watcher, Path, Pa
     try:
         yield Watcher(process, lines, []), data, code
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        # Ctrl-C, as a user stops it: the watcher exits cleanly (and coverage can record it).
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         reader.join(timeout=30)  # at the end of the output, once the whole group is gone
         assert process.stdout is not None
         process.stdout.close()
@@ -138,3 +143,6 @@ def test_a_bad_file_says_why_and_the_next_good_change_runs_the_pipeline(
     (code / "features.py").write_text("EDGES = 2\n", encoding="utf-8")
     watch.wait_for(r"changed: features\.py$")
     assert SUMMARY.search(watch.wait_for(r"full ok in"))
+    watch.wait_for(r"^waiting for the next change")
+    watch.process.send_signal(signal.SIGINT)
+    assert watch.process.wait(timeout=30) == 130  # Ctrl-C: "interrupted", as the CLI says
