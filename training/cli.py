@@ -1,7 +1,8 @@
 """The training CLI, ``python -m training <command>``.
 
-Commands: explore, train, evaluate, optimize, export, full, predict, runs, the registry
-commands list, promote and rollback, ``watch`` and ``mlflow sync``. With ``--mlflow URI`` (or
+Commands: explore, train, evaluate, optimize, export, full, predict (one process or Dask),
+explain, runs, the registry commands list, promote and rollback, ``routing show|set|clear``,
+``watch`` and ``mlflow sync``. With ``--mlflow URI`` (or
 ``MLFLOW_TRACKING_URI``) the training and registry commands also mirror what they do to MLflow.
 
 Every failure the user can fix (a bad CSV, no run yet, a parity failure, an unknown version)

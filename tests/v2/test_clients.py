@@ -14,6 +14,7 @@ import json
 import random
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +236,10 @@ def test_the_asyncio_client(served: Served) -> None:
                 await client.infer("resnet", infer_inputs([SAMPLE_PATIENT], binary=True))
             assert caught.value.status() == "404"
 
-    asyncio.run(scenario())
+    # A thread of its own: the UI tests' session-wide Playwright keeps an event loop running in
+    # this one when the whole suite runs, and asyncio.run refuses to start beside it.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, scenario()).result()
 
 
 def _dataset_and_random() -> list[Patient]:
