@@ -41,7 +41,7 @@ from serving.http.openapi import EXAMPLE_PATIENT, EXAMPLE_PATIENT_2, error_respo
 from serving.http.responses import RawResponse
 from serving.http.state import service
 from serving.v2.binary import HEADER_LENGTH
-from serving.v2.codec import CLASS_ORDER
+from serving.v2.codec import CLASS_ORDER, FEATURES
 from serving.v2.schemas import (
     InferenceRequest,
     InferenceResponse,
@@ -66,7 +66,7 @@ def _columns(*patients: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "name": name,
             "shape": [len(patients), 1],
-            "datatype": {"Age": "INT64", "Na_to_K": "FP64"}.get(name, "BYTES"),
+            "datatype": FEATURES[name].datatypes[0],
             "data": [patient[name] for patient in patients],
         }
         for name in patients[0]

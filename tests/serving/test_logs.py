@@ -92,7 +92,7 @@ def test_settings_from_environment() -> None:
         ("DRUGCLF_PREDICTION_LOG_MAX_AGE_DAYS", "-1"),  # was "keep forever"
         ("DRUGCLF_PREDICTION_LOG_MAX_ROWS", "-5"),  # a negative LIMIT: PostgreSQL refuses it
         ("DRUGCLF_RETRAIN_TIMEOUT", "0"),
-        ("DRUGCLF_KEEP_ALIVE_TIMEOUT", "0.0001"),  # would be 0 ms for granian
+        ("DRUGCLF_KEEP_ALIVE_TIMEOUT", "0.0001"),  # below granian's millisecond resolution
         ("DRUGCLF_KEEP_ALIVE_TIMEOUT", "nan"),
         ("DRUGCLF_RETRAIN_PARITY_CASES", "-1"),
         ("DRUGCLF_RETRAIN_PARITY_CASES", "10000001"),  # the training CLI's bound too

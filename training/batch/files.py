@@ -38,7 +38,8 @@ from training.dataset import (
 
 FileFormat = Literal["csv", "parquet"]
 SUFFIXES: Final[dict[str, FileFormat]] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-# A partition of ~4 MiB of CSV is ~170,000 patients: a few tens of MB once parsed in a worker.
+# Small enough that a worker holds a few parsed partitions at once, large enough that the per-task
+# overhead is paid rarely (sizes per partition: docs/batch.md, `--blocksize`).
 DEFAULT_BLOCKSIZE: Final = 4 << 20
 _BOUNDARY_READ: Final = 1 << 16
 
