@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import psutil
 
@@ -223,20 +223,8 @@ class ServerProcess:
                 shutil.rmtree(self._data_dir, ignore_errors=True)
 
     def _stop_processes(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
-        finally:
-            # Workers that outlived their parent still belong to the group.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process is not None:
+            stop_group(self.process, STOP_TIMEOUT_S)
 
     def __enter__(self) -> ServerProcess:
         self.start()
@@ -249,3 +237,24 @@ class ServerProcess:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_group(process: subprocess.Popen[Any], timeout: float) -> None:
+    """Stop a process started in its own group: SIGTERM, SIGKILL after ``timeout`` seconds.
+
+    Children that outlived their parent still belong to the group, so the group gets a last
+    SIGKILL either way.
+    """
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)

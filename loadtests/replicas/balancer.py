@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from loadtests.bench.server import HOST, free_port
+from loadtests.bench.server import HOST, free_port, stop_group
 
 HAPROXY: Final = "/usr/sbin/haproxy"
 SERVED_BY: Final = "X-Served-By"
@@ -146,14 +145,8 @@ class Balancer:
 
     def stop(self) -> None:
         """Stop HAProxy and delete its folder."""
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process is not None:
+            stop_group(self.process, timeout=10)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> Balancer:

@@ -8,7 +8,6 @@ what MLflow holds afterwards is read back with MLflow's own client.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from drugclf import routing
 from drugclf.contract import CLASSES
 from drugclf.registry import Registry
 from drugclf.routing import Candidate, RoutingPolicy
-from loadtests.bench.server import free_port
+from loadtests.bench.server import free_port, stop_group
 from tests.support import PATIENT, TEST_N_ESTIMATORS, TEST_PARITY_CASES
 from tests.support import training_cli as _cli
 from training import cli
@@ -97,12 +96,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             mlflow.set_registry_uri(uri)
             yield uri
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server, timeout=20)
 
 
 def _small(data_path: Path) -> list[str]:
