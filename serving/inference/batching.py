@@ -13,12 +13,64 @@ waits with that version's patients: one call never mixes versions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
+from typing import Generic, TypeVar
 
 from drugclf.contract import Patient
 from serving.inference.model import DrugModel, Predictions
 
 Answer = tuple[DrugModel, Predictions]
+
+Key = TypeVar("Key", bound=Hashable | None)
+Result = TypeVar("Result")
+
+
+class LoopBatcher(Generic[Key, Result]):
+    """Collect the single patients queued in one event-loop iteration into calls per key.
+
+    Args:
+        run: answers a key's patients in one call, one result per patient, in order.
+        max_batch: most patients in one call; a bigger burst is split over several calls.
+    """
+
+    def __init__(
+        self, run: Callable[[Key, list[Patient]], Sequence[Result]], max_batch: int = 256
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._pending: dict[Key, tuple[list[Patient], list[asyncio.Future[Result]]]] = {}
+        self._scheduled = False
+
+    async def submit(self, key: Key, patient: Patient) -> Result:
+        """The patient's result, computed with the others queued for ``key`` meanwhile."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        waiting = self._pending.get(key)
+        if waiting is None:
+            waiting = self._pending[key] = ([], [])
+        waiting[0].append(patient)
+        waiting[1].append(future)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, {}
+        for key, (patients, futures) in pending.items():
+            for start in range(0, len(patients), self._max_batch):
+                part = futures[start : start + self._max_batch]
+                try:
+                    results = self._run(key, patients[start : start + self._max_batch])
+                except Exception as exc:  # every waiting request gets the error, the loop goes on
+                    for future in part:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for future, result in zip(part, results, strict=True):
+                    if not future.done():  # a client that went away cancelled its future
+                        future.set_result(result)
 
 
 class MicroBatcher:
@@ -31,61 +83,22 @@ class MicroBatcher:
 
     def __init__(self, current_model: Callable[[], DrugModel], max_batch: int = 256) -> None:
         self._current_model = current_model
-        self._max_batch = max_batch
         # Waiting patients by the model chosen for them (None: the current one at flush time).
-        self._pending: dict[DrugModel | None, tuple[list[Patient], list[asyncio.Future[Answer]]]]
-        self._pending = {}
-        self._scheduled = False
+        self._batcher: LoopBatcher[DrugModel | None, Answer] = LoopBatcher(self._run, max_batch)
 
     async def predict(self, patient: Patient, model: DrugModel | None = None) -> Answer:
         """The model that answered and this patient's one-row ``Predictions``.
 
         ``model``: the version a traffic policy chose (None: the current model).
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Answer] = loop.create_future()
-        waiting = self._pending.get(model)
-        if waiting is None:
-            waiting = self._pending[model] = ([], [])
-        waiting[0].append(patient)
-        waiting[1].append(future)
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        return await future
+        return await self._batcher.submit(model, patient)
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        pending, self._pending = self._pending, {}
-        for chosen, (patients, futures) in pending.items():
-            for start in range(0, len(patients), self._max_batch):
-                self._run(
-                    chosen,
-                    patients[start : start + self._max_batch],
-                    futures[start : start + self._max_batch],
-                )
-
-    def _run(
-        self,
-        chosen: DrugModel | None,
-        patients: list[Patient],
-        futures: list[asyncio.Future[Answer]],
-    ) -> None:
-        try:
-            model = chosen if chosen is not None else self._current_model()
-            if len(patients) == 1:
-                results = [model.predict_one(patients[0])]
-            else:
-                batch = model.predict(patients)
-                results = [
-                    Predictions(labels=[label], probabilities=batch.probabilities[i : i + 1])
-                    for i, label in enumerate(batch.labels)
-                ]
-        except Exception as exc:  # every waiting request gets the error, the loop goes on
-            for future in futures:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for future, result in zip(futures, results, strict=True):
-            if not future.done():  # a client that went away cancelled its future
-                future.set_result((model, result))
+    def _run(self, chosen: DrugModel | None, patients: list[Patient]) -> list[Answer]:
+        model = chosen if chosen is not None else self._current_model()
+        if len(patients) == 1:
+            return [(model, model.predict_one(patients[0]))]
+        batch = model.predict(patients)
+        return [
+            (model, Predictions(labels=[label], probabilities=batch.probabilities[i : i + 1]))
+            for i, label in enumerate(batch.labels)
+        ]
