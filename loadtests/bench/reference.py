@@ -1,21 +1,21 @@
 """The app ``make bench`` serves: the production app plus ``POST /bench/reference``.
 
-The reference route reads and decodes the body exactly as ``/predict`` does (same content-type
-check, same codec, same middleware), then answers a fixed prediction without the model. The
-difference between the two routes is the model, the encoding and the prediction log. It lives
-here, not in ``serving``: production never mounts it.
+The reference route reads and decodes the body exactly as ``/predict`` does (a raw ASGI
+handler, the same content-type check, codec and middleware), then answers a fixed prediction
+without the model. The difference between the two routes is the model, the encoding and the
+prediction log. It lives here, not in ``serving``: production never mounts it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import msgspec
-from litestar import Litestar, Request, post
-from litestar.di import Provide
+from litestar import Litestar, asgi
+from litestar.types import Receive, Scope, Send
 
 from serving.app import create_app_from_env as create_production_app
-from serving.http.openapi import document_body
+from serving.http.raw import read_body, require_method
 from serving.http.responses import RawResponse
 from serving.http.state import service
 from serving.inference.codec import check_json_content_type
@@ -27,23 +27,20 @@ FIXED: Final = msgspec.json.encode(
 )
 
 
-@post(
-    "/bench/reference",
-    tags=["bench"],
-    status_code=200,
-    dependencies={"_body_schema": Provide(document_body, sync_to_thread=False)},
-)
-async def bench_reference(request: Request[Any, Any, Any]) -> RawResponse:
+@asgi("/bench/reference", copy_scope=False)
+async def bench_reference(scope: Scope, receive: Receive, send: Send) -> None:
     """Model-free baseline for ``make bench``: /predict's decoding, a fixed answer."""
-    check_json_content_type(request.scope["headers"])
-    codec = service(request.app.state, PredictionService).codec
-    patients = codec.decode(await request.body())
+    require_method(scope, "POST")
+    check_json_content_type(scope["headers"])
+    app = Litestar.from_scope(scope)
+    codec = service(app.state, PredictionService).codec
+    patients = codec.decode(await read_body(scope, receive))
     body = (
         FIXED
         if not isinstance(patients, list)
         else b"[" + b",".join([FIXED] * len(patients)) + b"]"
     )
-    return RawResponse(body)
+    await RawResponse(body)(scope, receive, send)
 
 
 def with_reference_route(app: Litestar) -> Litestar:

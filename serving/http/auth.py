@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, Final, Literal
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -35,7 +35,7 @@ class UnauthorizedError(ServingError):
         field="Authorization",
     )
     # RFC 9110: a 401 names the scheme that would be accepted.
-    headers: ClassVar[dict[str, str] | None] = {
+    headers: dict[str, str] | None = {  # noqa: RUF012 - read only
         "WWW-Authenticate": 'Bearer realm="drug-classifier admin"'
     }
 

@@ -57,8 +57,8 @@ class ServingError(Exception):
 
     status_code: int = 500
     code: str = "internal_error"
-    headers: ClassVar[dict[str, str] | None] = None
-    """Response headers the status calls for (401's ``WWW-Authenticate``)."""
+    headers: dict[str, str] | None = None
+    """Response headers the status calls for (401's ``WWW-Authenticate``, 405's ``Allow``)."""
     example: ClassVar[ErrorExample] = ErrorExample("internal server error")
 
     def __init__(
@@ -209,6 +209,10 @@ class MethodNotAllowedError(ServingError):
     status_code = 405
     code = "method_not_allowed"
     example = ErrorExample("this route does not accept that method (allowed: POST)")
+
+    def __init__(self, message: str, *, allow: str) -> None:
+        super().__init__(message)
+        self.headers = {"allow": allow}
 
 
 class BodyTooLargeError(ServingError):

@@ -6,12 +6,12 @@ prebuilt bytes. Errors are ``ServingError``s, answered by ``serving.http.excepti
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Litestar, asgi, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.openapi import ResponseSpec
+from litestar.types import Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.http.errors import (
@@ -23,7 +23,13 @@ from serving.http.errors import (
     UnsupportedMediaTypeError,
 )
 from serving.http.metrics import ServerMetrics
-from serving.http.openapi import PREDICT_EXAMPLES, document_body, error_responses
+from serving.http.openapi import (
+    PREDICT_EXAMPLES,
+    PatientBody,
+    documented_by,
+    error_responses,
+)
+from serving.http.raw import read_body, require_method
 from serving.http.responses import RawResponse
 from serving.http.state import service
 from serving.inference.codec import check_json_content_type
@@ -38,6 +44,38 @@ from serving.inference.service import PredictionService
 METRICS_CONTENT_TYPE: Final = (b"content-type", CONTENT_TYPE_LATEST.encode())
 MODEL_VERSION_HEADER: Final = b"x-model-version"
 """Names the version that answered (a traffic policy may pick another than the served one)."""
+
+
+@post(
+    "/predict",
+    tags=["prediction"],
+    status_code=200,
+    responses={
+        200: ResponseSpec(
+            # A union is a valid response type; Litestar's annotation says only classes.
+            PredictionResponse | list[PredictionResponse],  # type: ignore[arg-type]
+            description="One answer per patient, in the order sent",
+            generate_examples=False,
+            examples=PREDICT_EXAMPLES,
+        ),
+        **error_responses(
+            MalformedBodyError,
+            BodyTooLargeError,
+            UnsupportedMediaTypeError,
+            InvalidInputError,
+            BatchSizeError,
+            ModelUnavailableError,
+        ),
+    },
+)
+async def predict_document(data: PatientBody) -> RawResponse:  # pragma: no cover - never called
+    """Predict the drug class of one patient, or of a batch in one model call.
+
+    The body is a patient object or an array of them. The answer carries the version of
+    the model that produced it, in each `model_version` and the `x-model-version` header:
+    with a traffic policy (`/routing`) a candidate may answer; a batch goes to one version.
+    """
+    raise NotImplementedError
 
 
 class PredictionController(Controller):
@@ -66,45 +104,23 @@ class PredictionController(Controller):
         body, ready = service(state, PredictionService).readiness()
         return RawResponse(body, 200 if ready else 503)
 
-    @post(
-        "/predict",
-        tags=["prediction"],
-        status_code=200,
-        dependencies={"_body_schema": Provide(document_body, sync_to_thread=False)},
-        responses={
-            200: ResponseSpec(
-                # A union is a valid response type; Litestar's annotation says only classes.
-                PredictionResponse | list[PredictionResponse],  # type: ignore[arg-type]
-                description="One answer per patient, in the order sent",
-                generate_examples=False,
-                examples=PREDICT_EXAMPLES,
-            ),
-            **error_responses(
-                MalformedBodyError,
-                BodyTooLargeError,
-                UnsupportedMediaTypeError,
-                InvalidInputError,
-                BatchSizeError,
-                ModelUnavailableError,
-            ),
-        },
-    )
-    async def predict(self, request: Request[Any, Any, Any]) -> RawResponse:
-        """Predict the drug class of one patient, or of a batch in one model call.
-
-        The body is a patient object or an array of them. The answer carries the version of
-        the model that produced it, in each `model_version` and the `x-model-version` header:
-        with a traffic policy (`/routing`) a candidate may answer; a batch goes to one version.
-        """
-        scope = request.scope
-        check_json_content_type(scope["headers"])
+    @asgi("/predict", copy_scope=False, opt=documented_by(predict_document))
+    async def predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /predict`` as a raw ASGI handler (documented by ``predict_document``)."""
+        require_method(scope, "POST")
+        headers = scope["headers"]
+        check_json_content_type(headers)
+        app = Litestar.from_scope(scope)
         state = scope["state"]
-        predictions = service(request.app.state, PredictionService)
-        answer = await predictions.answer_json(
-            await request.body(), state.get("request_id"), scope["headers"]
+        answer = await service(app.state, PredictionService).answer_json(
+            await read_body(scope, receive),
+            state.get("request_id"),
+            headers,
         )
         state["model_version"] = answer.model_version
-        return RawResponse(answer.body, headers=((MODEL_VERSION_HEADER, answer.version_bytes),))
+        await RawResponse(answer.body, headers=((MODEL_VERSION_HEADER, answer.version_bytes),))(
+            scope, receive, send
+        )
 
     @get(
         "/model/info",
