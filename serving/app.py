@@ -28,6 +28,7 @@ from serving.http.exceptions import exception_handlers
 from serving.http.metrics import ServerMetrics
 from serving.http.middleware import RequestObserver
 from serving.http.openapi import ClosedStructSchemaPlugin, openapi_config, static_router
+from serving.http.raw import serve_path_parameters
 from serving.http.state import services
 from serving.inference.codec import PatientCodec
 from serving.inference.holder import ModelHolder
@@ -138,6 +139,7 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    serve_path_parameters(app)
     # Outermost layer, around Litestar's exception handling, so 404/405 are observed too.
     app.asgi_handler = RequestObserver(
         app.asgi_handler,

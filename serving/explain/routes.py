@@ -6,13 +6,13 @@ Each handler translates HTTP to one call on ``ExplanationService`` and returns p
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Litestar, asgi, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.types import Receive, Scope, Send
 
 from drugclf.contract import CLASSES
 from serving.explain.schemas import ExplanationResponse, ExplanationsInfo
@@ -25,7 +25,8 @@ from serving.http.errors import (
     ModelUnavailableError,
     UnsupportedMediaTypeError,
 )
-from serving.http.openapi import EXAMPLE_ANSWER, document_body, error_responses
+from serving.http.openapi import EXAMPLE_ANSWER, PatientBody, documented_by, error_responses
+from serving.http.raw import read_body, require_method
 from serving.http.responses import RawResponse
 from serving.http.state import service
 from serving.inference.codec import check_json_content_type
@@ -44,51 +45,56 @@ EXAMPLE_EXPLANATION: Final = {
 }
 
 
+@post(
+    "/explain",
+    tags=["prediction"],
+    status_code=200,
+    responses={
+        200: ResponseSpec(
+            # A union is a valid response type; Litestar's annotation says only classes.
+            ExplanationResponse | list[ExplanationResponse],  # type: ignore[arg-type]
+            description="One explanation per patient, in the order sent",
+            generate_examples=False,
+            examples=[
+                Example(summary="One patient", value=EXAMPLE_EXPLANATION),
+                Example(summary="A batch", value=[EXAMPLE_EXPLANATION]),
+            ],
+        ),
+        **error_responses(
+            MalformedBodyError,
+            BodyTooLargeError,
+            UnsupportedMediaTypeError,
+            ExplanationsUnavailableError,
+            InvalidInputError,
+            BatchSizeError,
+            ModelUnavailableError,
+        ),
+    },
+)
+async def explain_document(data: PatientBody) -> RawResponse:  # pragma: no cover - never called
+    """Predict and explain one patient, or a batch: exact Shapley values per input.
+
+    The body is what `/predict` takes. For every class, `base_values` (the mean
+    probability over the training rows) plus the five inputs' `values` equals the
+    probability. A model exported without explanations answers 409.
+    """
+    raise NotImplementedError
+
+
 class ExplainController(Controller):
     """The explanation routes of one app."""
 
     path = "/"
 
-    @post(
-        "/explain",
-        tags=["prediction"],
-        status_code=200,
-        dependencies={"_body_schema": Provide(document_body, sync_to_thread=False)},
-        responses={
-            200: ResponseSpec(
-                # A union is a valid response type; Litestar's annotation says only classes.
-                ExplanationResponse | list[ExplanationResponse],  # type: ignore[arg-type]
-                description="One explanation per patient, in the order sent",
-                generate_examples=False,
-                examples=[
-                    Example(summary="One patient", value=EXAMPLE_EXPLANATION),
-                    Example(summary="A batch", value=[EXAMPLE_EXPLANATION]),
-                ],
-            ),
-            **error_responses(
-                MalformedBodyError,
-                BodyTooLargeError,
-                UnsupportedMediaTypeError,
-                ExplanationsUnavailableError,
-                InvalidInputError,
-                BatchSizeError,
-                ModelUnavailableError,
-            ),
-        },
-    )
-    async def explain(self, request: Request[Any, Any, Any]) -> RawResponse:
-        """Predict and explain one patient, or a batch: exact Shapley values per input.
-
-        The body is what `/predict` takes. For every class, `base_values` (the mean
-        probability over the training rows) plus the five inputs' `values` equals the
-        probability. A model exported without explanations answers 409.
-        """
-        scope = request.scope
+    @asgi("/explain", copy_scope=False, opt=documented_by(explain_document))
+    async def explain(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /explain`` as a raw ASGI handler (documented by ``explain_document``)."""
+        require_method(scope, "POST")
         check_json_content_type(scope["headers"])
-        explanations = service(request.app.state, ExplanationService)
-        answer = await explanations.answer_json(await request.body())
+        explanations = service(Litestar.from_scope(scope).state, ExplanationService)
+        answer = await explanations.answer_json(await read_body(scope, receive))
         scope["state"]["model_version"] = answer.model_version
-        return RawResponse(answer.body)
+        await RawResponse(answer.body)(scope, receive, send)
 
     @get(
         "/model/explanations",

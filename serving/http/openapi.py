@@ -105,10 +105,6 @@ PatientBody = Annotated[
 ]
 
 
-def document_body(data: PatientBody) -> None:  # pragma: no cover - never called
-    """Only for the OpenAPI schema: handlers read the raw body and decode it strictly."""
-
-
 PREDICT_EXAMPLES: Final = [
     Example(summary="One patient", value=EXAMPLE_ANSWER),
     Example(summary="A batch", value=[EXAMPLE_ANSWER, EXAMPLE_ANSWER]),

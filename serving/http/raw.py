@@ -9,7 +9,7 @@ limit (announced or streamed), and every error through the app's exception handl
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from litestar import Litestar
 from litestar.types import Receive, Scope
@@ -85,3 +85,27 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
     if limit is not None and len(body) > limit:
         raise BodyTooLargeError(TOO_LARGE)
     return body
+
+
+def serve_path_parameters(app: Litestar) -> None:
+    """Let ``app``'s raw routes with path parameters answer HTTP requests (a Litestar 2.25 gap).
+
+    Litestar files an ``asgi`` route's path parameters under the key ``"asgi"`` of its routing
+    node, but looks them up under the request's method: every HTTP request to such a route
+    (``/v2/models/{model_name}/infer``) would fail with a KeyError before the handler runs. This
+    answers the ``"asgi"`` entry for any method; ``tests/serving/test_raw.py`` notices when Litestar
+    changes.
+    """
+    nodes: list[Any] = [app.asgi_router.root_route_map_node]
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.children.values())
+        if node.is_asgi and "asgi" in node.path_parameters:
+            node.path_parameters = _AnyMethod(node.path_parameters)
+
+
+class _AnyMethod(dict[str, Any]):
+    """A routing node's path parameters, the same for every method (even an unknown one)."""
+
+    def __missing__(self, method: str) -> Any:
+        return self["asgi"]

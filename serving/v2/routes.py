@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Litestar, asgi, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.enums import ParamType, RequestEncodingType
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
@@ -26,6 +25,7 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.params import Body, PathParameter
+from litestar.types import Receive, Scope, Send
 
 from serving.http.errors import (
     BodyTooLargeError,
@@ -37,7 +37,13 @@ from serving.http.errors import (
     VersionNotFoundError,
 )
 from serving.http.exceptions import exception_handlers as error_handlers
-from serving.http.openapi import EXAMPLE_PATIENT, EXAMPLE_PATIENT_2, error_responses
+from serving.http.openapi import (
+    EXAMPLE_PATIENT,
+    EXAMPLE_PATIENT_2,
+    documented_by,
+    error_responses,
+)
+from serving.http.raw import read_body, require_method
 from serving.http.responses import RawResponse
 from serving.http.state import service
 from serving.v2.binary import HEADER_LENGTH
@@ -120,12 +126,6 @@ InferenceBody = Annotated[
 ]
 
 
-def document_infer(  # pragma: no cover - never called
-    data: InferenceBody, model_name: ModelName, model_version: ModelVersion = None
-) -> None:
-    """Only for the OpenAPI document: the handler reads the raw body and the path itself."""
-
-
 @dataclass
 class _BinaryAnswer(Operation):
     """Infer's operation, with what Litestar cannot derive: the binary tensor data extension.
@@ -169,6 +169,36 @@ INFER_ERRORS: Final = (
 
 def _answer(body: bytes) -> RawResponse:
     return RawResponse(body)
+
+
+@post(
+    [
+        "/v2/models/{model_name:str}/infer",
+        "/v2/models/{model_name:str}/versions/{model_version:str}/infer",
+    ],
+    tags=[TAG],
+    status_code=200,
+    operation_class=_BinaryAnswer,
+    responses={
+        200: ResponseSpec(
+            InferenceResponse,
+            description="The outputs asked for (all by default); `model_version` names the "
+            "version that answered",
+            generate_examples=False,
+            examples=[Example(summary="Two patients", value=EXAMPLE_RESPONSE)],
+        ),
+        **error_responses(*INFER_ERRORS, inference=True),
+    },
+)
+async def infer_document(  # pragma: no cover - never called
+    data: InferenceBody, model_name: ModelName, model_version: ModelVersion = None
+) -> RawResponse:
+    """Inference: one tensor per feature in, `label` and `probabilities` out.
+
+    The same answers as `POST /predict` for the same patients, inline JSON or with the
+    binary tensor data extension (both directions).
+    """
+    raise NotImplementedError
 
 
 class OpenInferenceController(Controller):
@@ -235,59 +265,40 @@ class OpenInferenceController(Controller):
         """Model ready: the model (that version: loaded now if need be) can answer."""
         return _answer(await service(state, OpenInference).model_ready(model_name, model_version))
 
-    @post(
+    @asgi(
         [
             "/models/{model_name:str}/infer",
             "/models/{model_name:str}/versions/{model_version:str}/infer",
         ],
-        status_code=200,
-        dependencies={"_body_schema": Provide(document_infer, sync_to_thread=False)},
-        operation_class=_BinaryAnswer,
-        responses={
-            200: ResponseSpec(
-                InferenceResponse,
-                description="The outputs asked for (all by default); `model_version` names the "
-                "version that answered",
-                generate_examples=False,
-                examples=[Example(summary="Two patients", value=EXAMPLE_RESPONSE)],
-            ),
-            **error_responses(*INFER_ERRORS, inference=True),
-        },
+        copy_scope=False,
+        opt=documented_by(infer_document),
     )
-    async def infer(
-        self,
-        request: Request[Any, Any, Any],
-        model_name: ModelName,
-        model_version: ModelVersion = None,
-    ) -> RawResponse:
-        """Inference: one tensor per feature in, `label` and `probabilities` out.
-
-        The same answers as `POST /predict` for the same patients, inline JSON or with the
-        binary tensor data extension (both directions).
-        """
-        scope = request.scope
-        # Read from the scope, not as handler parameters: Litestar would parse them into a
-        # signature model on every request of the hottest V2 route.
+    async def infer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The infer route as a raw ASGI handler (documented by ``infer_document``)."""
+        require_method(scope, "POST")
         path = scope["path_params"]
         header_length = None
-        for key, value in scope["headers"]:
+        headers = scope["headers"]
+        for key, value in headers:
             if key == HEADER_LENGTH_BYTES:
                 header_length = value.decode("latin-1")
         state = scope["state"]
-        answer = await service(request.app.state, OpenInference).infer(
+        answer = await service(Litestar.from_scope(scope).state, OpenInference).infer(
             path["model_name"],
             path.get("model_version"),
-            await request.body(),
+            await read_body(scope, receive),
             header_length=header_length,
-            headers=scope["headers"],
+            headers=headers,
             request_id=state.get("request_id"),
         )
         state["model_version"] = answer.model_version
         version = (MODEL_VERSION_HEADER, answer.model_version.encode())
         if answer.header_length is None:
-            return RawResponse(answer.body, headers=(version,))
-        return RawResponse(
-            answer.body,
-            content_type=OCTET_STREAM,
-            headers=((HEADER_LENGTH_BYTES, b"%d" % answer.header_length), version),
-        )
+            response = RawResponse(answer.body, headers=(version,))
+        else:
+            response = RawResponse(
+                answer.body,
+                content_type=OCTET_STREAM,
+                headers=((HEADER_LENGTH_BYTES, b"%d" % answer.header_length), version),
+            )
+        await response(scope, receive, send)

@@ -75,3 +75,38 @@ def test_another_method_is_405_with_allow() -> None:
         require_method(_scope(method="PUT"), "POST")  # type: ignore[arg-type]
     assert refused.value.headers == {"allow": "POST"}
     assert refused.value.status_code == 405
+
+
+def _app_with_a_raw_route_with_a_path_parameter(fixed: bool) -> Litestar:
+    from litestar import asgi
+    from litestar.types import Receive, Scope, Send
+
+    from serving.http.exceptions import exception_handlers
+    from serving.http.raw import serve_path_parameters
+    from serving.http.responses import RawResponse
+
+    @asgi("/things/{name:str}/go", copy_scope=False)
+    async def go(scope: Scope, receive: Receive, send: Send) -> None:
+        require_method(scope, "POST")
+        await RawResponse(scope["path_params"]["name"].encode())(scope, receive, send)
+
+    app = Litestar(route_handlers=[go], exception_handlers=exception_handlers())
+    if fixed:
+        serve_path_parameters(app)
+    return app
+
+
+def test_raw_routes_with_path_parameters_need_serve_path_parameters() -> None:
+    from litestar.testing import TestClient
+
+    with TestClient(_app_with_a_raw_route_with_a_path_parameter(fixed=True)) as client:
+        answer = client.post("/things/abc/go")
+        assert (answer.status_code, answer.content) == (200, b"abc")
+        refused = client.request("QUERY", "/things/abc/go")
+        assert refused.status_code == 405
+        assert refused.json()["code"] == "method_not_allowed"
+    # Litestar 2.25 cannot route them by itself; when this fails, Litestar fixed it and
+    # serve_path_parameters can go.
+    unfixed = _app_with_a_raw_route_with_a_path_parameter(fixed=False)
+    with TestClient(unfixed, raise_server_exceptions=False) as client:
+        assert client.post("/things/abc/go").status_code == 500
