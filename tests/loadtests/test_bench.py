@@ -17,6 +17,7 @@ from drugclf.artifact import read_metadata
 from drugclf.registry import Registry
 from loadtests.bench.__main__ import main as bench_main
 from loadtests.bench.http_bench import HttpResult, Point
+from loadtests.bench.pinned import PinnedResult, PinnedRoute
 from loadtests.bench.report import Report, Settings, render, targets
 from loadtests.bench.scenarios import NOT_BUILT, ScenarioResult
 from loadtests.bench.stats import Spread, format_us, percentile
@@ -240,6 +241,26 @@ def test_report_holds_v2_to_predict_s_p50(served_artifacts: Path) -> None:
     assert "`POST /v2/.../infer` (binary)" in render(report)
 
 
+def test_report_holds_the_pinned_worker_to_its_target(served_artifacts: Path) -> None:
+    def route(path: str, rps: float) -> PinnedRoute:
+        spread = Spread.of([rps])
+        return PinnedRoute(path, spread, spread, spread, spread, 0)
+
+    report = Report(
+        settings=Settings(5.0, 3, 2, 1, True),
+        model=read_metadata(Registry(served_artifacts).resolve_current()),
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        load_before=(0.5, 0.5, 0.5),
+        pinned=PinnedResult(0, 1, [route("/predict", 6400), route("/bench/reference", 8000)]),
+    )
+    rows = {row[0]: row[1:] for row in targets(report)}
+    assert rows["one pinned worker: ≥ 6,500 `/predict` requests/s (16 connections)"] == [
+        "6,400",
+        "**no**",
+    ]
+    assert "answers 80% of the model-free route's requests/s" in render(report)
+
+
 @needs_wrk
 @pytest.mark.slow
 @pytest.mark.e2e
@@ -274,3 +295,5 @@ def test_quick_benchmark_runs_and_writes_its_report(served_artifacts: Path, tmp_
     assert "prediction log: no row dropped in the HTTP runs" in text  # the bench's server logs
     assert "Log drain" in text
     assert "`POST /v2/.../infer` (binary)" in text  # the V2 rows, beside /predict
+    assert "## One worker on one core" in text  # CI has two cores
+    assert "one pinned worker: ≥ 6,500 `/predict` requests/s" in text
