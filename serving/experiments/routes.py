@@ -1,7 +1,10 @@
 """HTTP for the traffic policy: ``GET``, ``PUT`` and ``DELETE /routing`` (thin handlers).
 
-Changing the policy changes which model answers: ``PUT`` and ``DELETE`` take the admin token,
-like promote. Reading it is open, like ``GET /models``: it names versions, no patient data.
+All three are admin routes with the same guard as promote (``admin_only``): changing the policy
+changes which model answers, and reading it tells which versions are being tried, on which share
+of the traffic, and which request header keys the split. Without the admin token they answer 401
+(no ``Authorization`` header) or 403 (a wrong token, or no token configured), except in
+development mode for loopback clients (``serving.http.auth``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,15 @@ class RoutingController(Controller):
     path = "/"
     tags = ["experiments"]  # noqa: RUF012 - Litestar reads a list
 
-    @get("/routing", responses={200: ResponseSpec(RoutingReply, generate_examples=False)})
+    @get(
+        "/routing",
+        guards=[admin_only],
+        security=[{ADMIN_SECURITY: []}],
+        responses={
+            200: ResponseSpec(RoutingReply, generate_examples=False),
+            **error_responses(UnauthorizedError, ForbiddenError),
+        },
+    )
     async def show(self, state: State) -> RoutingReply:
         """The traffic policy (null: one model answers) and whether this worker follows it."""
         return service(state, Experiments).reply()

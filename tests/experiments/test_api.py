@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from litestar import Litestar
-from litestar.testing import TestClient
+from litestar.testing import TestClient, transport
 from tritonclient.http import InferRequestedOutput
 
 from drugclf import routing
 from drugclf.contract import SAMPLE_PATIENT
+from serving.app import create_app
 from serving.http.state import service
 from serving.monitoring.monitor import Monitor
 from serving.monitoring.predlog.backends import Filters
-from tests.experiments.conftest import AUTH, Versions, policy
+from tests.experiments.conftest import AUTH, Versions, policy, settings
 from tests.support import PATIENT
 from tests.v2.support import client_request, infer_inputs
 
@@ -34,28 +36,73 @@ def _rows(client: TestClient[Litestar], want: int) -> list[object]:
 
 
 def test_get_put_delete(client: TestClient[Litestar], versions: Versions) -> None:
-    assert client.get("/routing").json()["policy"] is None
+    assert client.get("/routing", headers=AUTH).json()["policy"] is None
     answer = client.put("/routing", json=policy(versions), headers=AUTH)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["applied"] is True and body["served_version"] == versions.primary
     assert body["policy"]["candidates"] == [{"version": versions.candidate, "weight": 0.1}]
-    assert client.get("/routing").json()["policy_id"] == body["policy_id"]
+    assert client.get("/routing", headers=AUTH).json()["policy_id"] == body["policy_id"]
     removed = client.delete("/routing", headers=AUTH).json()
     assert removed["policy"] is None and removed["removed"]["primary"] == versions.primary
     assert not routing.policy_path(versions.registry).exists()
 
 
-@pytest.mark.parametrize("method", ["put", "delete"])
-def test_changing_the_policy_needs_the_admin_token(
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_the_policy_routes_need_the_admin_token(
     client: TestClient[Litestar], versions: Versions, method: str
 ) -> None:
-    answer = client.request(method.upper(), "/routing", json=policy(versions))
+    """Reading the policy too: same guard as promote, the house's error shape."""
+    body = None if method == "get" else policy(versions)
+    answer = client.request(method.upper(), "/routing", json=body)
     assert answer.status_code == 401
+    assert answer.headers["www-authenticate"].startswith("Bearer ")
+    error = answer.json()
+    assert (error["status"], error["code"], error["field"]) == (
+        "error",
+        "unauthorized",
+        "Authorization",
+    )
+    assert "admin token" in error["message"]
+    assert "policy" not in error and "primary" not in answer.text
     wrong = client.request(
-        method.upper(), "/routing", json=policy(versions), headers={"Authorization": "Bearer x"}
+        method.upper(), "/routing", json=body, headers={"Authorization": "Bearer x"}
     )
     assert wrong.status_code == 403
+    assert (wrong.json()["code"], wrong.json()["field"]) == ("forbidden", "Authorization")
+    assert not routing.policy_path(versions.registry).exists()
+
+
+def test_reading_the_policy_with_the_admin_token(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    assert _put(client, policy(versions)).status_code == 200  # type: ignore[attr-defined]
+    answer = client.get("/routing", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    shown = answer.json()
+    assert shown["policy"]["primary"] == versions.primary and shown["applied"] is True
+    assert shown["served_version"] == versions.primary
+
+
+def test_without_a_configured_token_reading_is_closed_but_in_dev_mode_on_loopback(
+    versions: Versions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No admin token configured: closed (403) as promote is; dev mode opens it to loopback."""
+    with TestClient(create_app(settings(versions, admin_token=None))) as closed:
+        answer = closed.get("/routing")
+        assert answer.status_code == 403 and answer.json()["code"] == "forbidden"
+    dev = settings(versions, admin_token=None, dev_mode=True, host="127.0.0.1")
+    with TestClient(create_app(dev)) as local:
+        assert local.get("/routing").status_code == 403  # the test client is not on loopback
+        parse = transport.TestClientTransport.parse_request
+
+        def from_loopback(self: transport.TestClientTransport[Any], request: Any) -> dict[str, Any]:
+            return {**parse(self, request), "client": ("127.0.0.1", 50000)}
+
+        monkeypatch.setattr(transport.TestClientTransport, "parse_request", from_loopback)
+        answer = local.get("/routing")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["policy"] is None
 
 
 def test_a_refused_policy_is_a_422_naming_the_field(
@@ -129,7 +176,31 @@ def test_promote_ends_the_policy_and_says_so(
     answer = client.post(f"/models/{versions.candidate}/promote", headers=AUTH).json()
     assert answer["current_version"] == versions.candidate
     assert answer["ended_policy"]["primary"] == versions.primary
-    assert client.get("/routing").json()["policy"] is None
+    assert client.get("/routing", headers=AUTH).json()["policy"] is None
+
+
+def test_rollback_ends_the_policy_and_promoting_the_served_version_keeps_it(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    promoted = client.post(f"/models/{versions.candidate}/promote", headers=AUTH).json()
+    assert promoted["ended_policy"] is None  # there was no policy to end
+    document = {
+        "primary": versions.candidate,
+        "candidates": [{"version": versions.primary, "weight": 0.2}],
+        "shadow": [{"version": versions.shadow, "fraction": 1.0}],
+    }
+    assert _put(client, document).status_code == 200  # type: ignore[attr-defined]
+    again = client.post(f"/models/{versions.candidate}/promote", headers=AUTH).json()
+    assert again["ended_policy"] is None  # the served version again: the experiment goes on
+    assert client.get("/routing", headers=AUTH).json()["policy"]["primary"] == versions.candidate
+    answer = client.post("/models/rollback", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["current_version"] == versions.primary
+    assert body["ended_policy"]["primary"] == versions.candidate
+    assert body["ended_policy"]["candidates"] == [{"version": versions.primary, "weight": 0.2}]
+    assert client.get("/routing", headers=AUTH).json()["policy"] is None
+    assert not routing.policy_path(versions.registry).exists()
 
 
 def test_the_v2_route_follows_the_same_policy(

@@ -205,6 +205,8 @@ def test_a_restart_keeps_the_policy_and_the_feedback(versions: Versions, tmp_pat
         )
     with _server(versions, tmp_path) as server:
         port = server.port
+        status, _, text = _call(port, "GET", "/routing")
+        assert status == 401, text  # reading the policy is an admin route
         status, _, text = _call(port, "GET", "/routing", headers=ADMIN)
         assert status == 200, text
         shown = json.loads(text)

@@ -79,6 +79,9 @@ def test_no_answer_keeps_litestars_own_error_shape(document: dict[str, Any]) -> 
         ("/models/{version}/promote", "post", {"200", "401", "403", "404", "422"}),
         ("/models/rollback", "post", {"200", "401", "403", "409", "422"}),
         ("/jobs/{job_id}", "get", {"200", "404"}),
+        ("/routing", "get", {"200", "401", "403"}),
+        ("/routing", "put", {"200", "400", "401", "403", "415", "422"}),
+        ("/routing", "delete", {"200", "401", "403"}),
         ("/v2/models/{model_name}/infer", "post", {"200", "400", "404", "413", "503"}),
         ("/v2/models/{model_name}/versions/{model_version}", "get", {"200", "404"}),
     ],
@@ -144,6 +147,7 @@ def test_admin_routes_declare_the_bearer_scheme(document: dict[str, Any]) -> Non
         ("/retrain", "POST"),
         ("/models/{version}/promote", "POST"),
         ("/models/rollback", "POST"),
+        ("/routing", "GET"),
         ("/routing", "PUT"),
         ("/routing", "DELETE"),
     }

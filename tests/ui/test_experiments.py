@@ -80,9 +80,12 @@ def tab(browser: Any, ab_server: str) -> Iterator[Any]:
     assert not problems, problems
 
 
-def _json(url: str, body: object | None = None) -> Any:
+def _json(url: str, body: object | None = None, *, admin: bool = False) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    if admin:  # GET /routing is an admin route
+        headers["authorization"] = f"Bearer {ADMIN_TOKEN}"
+    request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read()), dict(answer.headers)
 
@@ -100,10 +103,19 @@ def test_the_model_page_sets_and_clears_the_policy(
 ) -> None:
     tab.goto("/ui/model")
     tab.wait_for_selector("body[data-policy-ready]")
+    # A new tab has no admin token: the policy is not shown, and not saved unseen.
+    assert "needs the admin token" in tab.text_content("#policy-now.locked")
+    assert tab.is_disabled("#policy-save")
+    tab.fill("#policy-token", "not-the-token")
+    tab.press("#policy-token", "Tab")  # leaving the field reads the policy with it
+    tab.wait_for_selector("#policy-now.locked:has-text('not valid')")
+    tab.fill("#policy-token", ADMIN_TOKEN)
+    tab.press("#policy-token", "Tab")
+    tab.wait_for_selector("#policy-now:not(.locked)")
     assert "No traffic policy" in tab.text_content("#policy-now")
+    assert not tab.is_disabled("#policy-save")
     tab.select_option(f"[data-role-of='{CANDIDATE}']", "candidate")
     tab.fill(f"[data-share-of='{CANDIDATE}']", "150")
-    tab.fill("#policy-token", ADMIN_TOKEN)
     tab.click("#policy-save")
     tab.wait_for_selector("#policy-message.bad")
     assert "candidates[0].weight" in tab.text_content("#policy-message")  # the 422 names it
@@ -113,7 +125,7 @@ def test_the_model_page_sets_and_clears_the_policy(
     tab.fill("#sticky-key", "header:X-Subject-Id")
     tab.click("#policy-save")
     tab.wait_for_selector("#policy-message.ok")
-    reply, _ = _json(f"{ab_server}/routing")
+    reply, _ = _json(f"{ab_server}/routing", admin=True)
     assert reply["policy"]["candidates"] == [{"version": CANDIDATE, "weight": 0.5}]
     assert reply["policy"]["shadow"] == [{"version": SHADOW, "fraction": 1.0}]
     assert reply["policy_id"] in tab.text_content("#policy-now")
@@ -138,15 +150,28 @@ def test_labels_from_the_batch_page_show_on_the_monitoring_page(
     assert tab.text_content("#labels-done").startswith("80 labels recorded")
     tab.goto("/ui/monitoring")
     tab.wait_for_selector("body[data-versions-ready]")
+    # Without the admin token the page says what reading the policy needs, and works on.
+    assert "needs the admin token" in tab.text_content("#ab-policy.locked")
+    assert tab.is_visible("#ab-token-form")
     roles = {
         (row.get_attribute("data-version"), row.get_attribute("data-role"))
         for row in tab.query_selector_all("#ab-table tbody tr")
     }
-    served = _json(f"{ab_server}/routing")[0]["served_version"]
+    served = _json(f"{ab_server}/routing", admin=True)[0]["served_version"]
     # 40 requests drawn at 50 %: both the primary and the candidate answered some.
     assert {(served, "primary"), (CANDIDATE, "candidate"), (SHADOW, "shadow")} <= roles
     shadow_accuracy = tab.text_content(f"#ab-table tr[data-version='{SHADOW}'] [data-cell]")
     assert shadow_accuracy.strip() == "100.0%"  # the clones predict DrugY; every label says so
     assert tab.query_selector_all("#ab-chart circle"), "no accuracy points drawn"
+    _shoot(tab, screenshots, "monitoring-versions-locked")
+    tab.fill("#ab-token", ADMIN_TOKEN)
+    tab.click("#ab-token-button")
+    tab.wait_for_selector("#ab-policy:not(.locked)")
     assert "Policy" in tab.text_content("#ab-policy")
+    assert CANDIDATE in tab.text_content("#ab-policy")
+    assert tab.is_hidden("#ab-token-form")
     _shoot(tab, screenshots, "monitoring-versions")
+    # The token is kept in the tab: the next visit shows the policy at once.
+    tab.goto("/ui/monitoring")
+    tab.wait_for_selector("body[data-versions-ready]")
+    assert "Policy" in tab.text_content("#ab-policy")

@@ -1,4 +1,5 @@
-// The admin token, shared by the retrain and model pages of one tab (sessionStorage only).
+// The admin token, shared by the retrain, model and monitoring pages of one tab (sessionStorage
+// only).
 import { config, el } from "./app.js";
 
 const KEY = "drugclf-admin-token";
@@ -6,6 +7,11 @@ const KEY = "drugclf-admin-token";
 export function bindToken(input) {
   input.value = sessionStorage.getItem(KEY) || "";
   input.addEventListener("change", () => sessionStorage.setItem(KEY, input.value.trim()));
+}
+
+/** The token entered on any page of this tab ("" when none). */
+export function storedToken() {
+  return sessionStorage.getItem(KEY) || "";
 }
 
 export function token(input) {

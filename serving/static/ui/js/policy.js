@@ -1,8 +1,9 @@
 // The Model page's "Traffic policy": send a share of requests to candidate versions, let
-// shadows also predict after the answer, or go back to one model (PUT / DELETE /routing, admin).
+// shadows also predict after the answer, or go back to one model (GET / PUT / DELETE /routing,
+// all admin: the current policy shows once the admin token is entered).
 import { $, api, clear, el, errorText } from "./app.js";
 import { adminNote, adminProblem, bindToken, token } from "./admin.js";
-import { policyText } from "./versions.js";
+import { policyLocked, policyText } from "./versions.js";
 
 let served = null;
 
@@ -17,7 +18,7 @@ function shareInput(version, share) {
     "data-share-of": version, "aria-label": `Share of requests for ${version}, in percent`, class: "share" });
 }
 
-function renderForm(versions, reply) {
+function renderForm(versions, reply, locked) {
   const p = reply.policy;
   const roles = new Map();
   if (p) {
@@ -33,7 +34,11 @@ function renderForm(versions, reply) {
         el("td", {}, roleSelect(v.version, role)), el("td", { class: "num" }, shareInput(v.version, share)));
     }) : [el("tr", {}, el("td", { colspan: 3, class: "muted" }, "Only the served version is published: nothing to compare it with."))]));
   $("#sticky-key").value = p && p.sticky_key ? p.sticky_key : "";
-  $("#policy-now").textContent = policyText(reply);
+  const now = $("#policy-now");
+  now.textContent = locked || policyText(reply);
+  now.classList.toggle("locked", Boolean(locked));
+  // Saving a form that does not show the current policy would overwrite it unseen.
+  $("#policy-save").disabled = Boolean(locked);
 }
 
 function policyFromForm() {
@@ -50,13 +55,15 @@ function policyFromForm() {
 }
 
 async function load() {
-  const [models, reply] = await Promise.all([api("/models"), api("/routing")]);
-  if (!models.ok || !reply.ok) {
+  const [models, reply] = await Promise.all([api("/models"),
+    api("/routing", { token: $("#policy-token").value.trim() })]);
+  const locked = policyLocked(reply);
+  if (!models.ok || (!reply.ok && !locked)) {
     $("#policy-message").textContent = errorText(models.ok ? reply : models);
     return;
   }
   served = models.data.current_version;
-  renderForm(models.data.versions, reply.data);
+  renderForm(models.data.versions, reply.ok ? reply.data : { policy: null }, locked);
 }
 
 async function send(method) {
@@ -80,6 +87,7 @@ async function main() {
   const note = adminNote();
   if (note) $("#policy-form").prepend(note);
   bindToken($("#policy-token"));
+  $("#policy-token").addEventListener("change", () => load()); // the policy shows with the token
   $("#policy-form").addEventListener("submit", (e) => { e.preventDefault(); send("PUT"); });
   $("#policy-clear").addEventListener("click", () => send("DELETE"));
   await load();

@@ -1,6 +1,8 @@
 // The Monitoring page's "Versions side by side": accuracy over time per version and role from
-// GET /monitoring/versions (ground truth sent with POST /feedback), and the traffic policy.
-import { $, api, clear, el, errorText, num, pct } from "./app.js";
+// GET /monitoring/versions (ground truth sent with POST /feedback), and the traffic policy
+// (GET /routing, an admin route: shown with the admin token this tab holds).
+import { $, api, clear, config, el, errorText, num, pct } from "./app.js";
+import { bindToken, storedToken, token } from "./admin.js";
 import { legend, lineChart } from "./charts.js";
 
 const CLASSES_OF_ROLE = { primary: "", candidate: "alt", shadow: "s2" };
@@ -20,6 +22,28 @@ export function policyText(reply) {
   if (p.shadow.length) parts.push(`shadows ${p.shadow.map((s) => `${s.version} (${pct(s.fraction, 0)})`).join(", ")}`);
   parts.push(p.sticky_key ? `sticky by ${p.sticky_key}` : "drawn at random");
   return `${parts.join("; ")}.${reply.applied ? "" : " (This worker does not follow it yet.)"}`;
+}
+
+/** Why GET /routing was refused (401/403), in words; null for any other answer. */
+export function policyLocked(result) {
+  if (result.status !== 401 && result.status !== 403) return null;
+  if (config.admin === "closed") {
+    return "The traffic policy is shown with the admin token only, and this server has none (set DRUGCLF_ADMIN_TOKEN).";
+  }
+  if (result.status === 401) {
+    return "Reading the traffic policy needs the admin token: enter it below (it is kept in this tab only, for every page).";
+  }
+  return `Reading the traffic policy needs the admin token: ${errorText(result)}.`;
+}
+
+async function showPolicy() {
+  const reply = await api("/routing", { token: storedToken() });
+  const locked = policyLocked(reply);
+  const line = $("#ab-policy");
+  line.textContent = reply.ok ? policyText(reply.data) : locked || errorText(reply);
+  line.classList.toggle("locked", Boolean(locked));
+  // A token can help only where the server has one (not "closed"; "dev" answers without one).
+  $("#ab-token-form").hidden = !locked || config.admin === "closed";
 }
 
 function bucketLabel(start, width) {
@@ -67,8 +91,7 @@ async function refresh() {
   const h = hours();
   const since = new Date(Date.now() - h * 3600 * 1000).toISOString();
   const query = new URLSearchParams({ since, bucket_seconds: String(BUCKETS[h] || 3600) });
-  const [policy, report] = await Promise.all([api("/routing"), api(`/monitoring/versions?${query}`)]);
-  $("#ab-policy").textContent = policy.ok ? policyText(policy.data) : errorText(policy);
+  const [, report] = await Promise.all([showPolicy(), api(`/monitoring/versions?${query}`)]);
   if (report.status === 404) { $("#ab-card").hidden = true; return; } // the prediction log is off
   if (!report.ok) { clear($("#ab-table"), el("caption", {}, errorText(report))); return; }
   render(report.data);
@@ -77,6 +100,12 @@ async function refresh() {
 async function main() {
   const form = $("#window-form");
   if (form) form.addEventListener("submit", () => refresh());
+  bindToken($("#ab-token"));
+  $("#ab-token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    token($("#ab-token"));
+    showPolicy();
+  });
   await refresh();
   document.body.dataset.versionsReady = "true";
 }
