@@ -210,8 +210,8 @@ class MethodNotAllowedError(ServingError):
     code = "method_not_allowed"
     example = ErrorExample("this route does not accept that method (allowed: POST)")
 
-    def __init__(self, message: str, *, allow: str) -> None:
-        super().__init__(message)
+    def __init__(self, *, allow: str) -> None:
+        super().__init__(f"this route does not accept that method (allowed: {allow})")
         self.headers = {"allow": allow}
 
 

@@ -2,7 +2,7 @@
 
 The hottest routes (``POST /predict``, the V2 infer route, ``POST /explain``) are Litestar
 ``asgi`` handlers: they skip the ``Request``, its signature model and the response conversion,
-most of a request's Python time (docs/serving.md, "Throughput"). They still answer exactly
+most of a request's Python time (docs/serving.md, "raw ASGI routes"). They still answer exactly
 what an ``@post`` handler would: 405 with ``Allow`` for another method, 413 above the body
 limit (announced or streamed), and every error through the app's exception handlers.
 """
@@ -27,9 +27,7 @@ def require_method(scope: Scope, method: str) -> None:
         MethodNotAllowedError: e.g. ``GET /predict``.
     """
     if scope["method"] != method:  # type: ignore[typeddict-item] # an HTTP scope here
-        raise MethodNotAllowedError(
-            f"this route does not accept that method (allowed: {method})", allow=method
-        )
+        raise MethodNotAllowedError(allow=method)
 
 
 def _announced_length(scope: Scope, limit: int) -> None:
@@ -64,27 +62,20 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
     limit = configured if isinstance(configured, int) else None
     if limit is not None:
         _announced_length(scope, limit)
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        body: bytes = message.get("body", b"")  # the usual case: one message
-    else:
-        chunks = []
-        size = 0
-        while True:
-            if message["type"] != "http.request":
-                raise BadRequestError("the client left before sending the whole body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if limit is not None and size > limit:
-                raise BodyTooLargeError(TOO_LARGE)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-            message = await receive()
-        body = b"".join(chunks)
-    if limit is not None and len(body) > limit:
-        raise BodyTooLargeError(TOO_LARGE)
-    return body
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise BadRequestError("the client left before sending the whole body")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLargeError(TOO_LARGE)
+        if not message.get("more_body", False):
+            # The usual case is one message: its bytes as they are, no join.
+            return b"".join([*chunks, chunk]) if chunks else chunk
+        chunks.append(chunk)
 
 
 def serve_path_parameters(app: Litestar) -> None:
