@@ -19,7 +19,7 @@ import msgspec
 
 from loadtests.bench.http_bench import PREDICT_EXPECT, bodies, check_bodies
 from loadtests.bench.server import ServerProcess
-from loadtests.bench.stats import Spread, format_rate, format_us
+from loadtests.bench.stats import Spread, format_rate, format_us, markdown_table
 from loadtests.bench.wrk import WrkResult, run_wrk
 
 CONNECTIONS: Final = 16
@@ -136,17 +136,24 @@ def render(result: PinnedResult) -> list[str]:
         "",
         f"The server (one worker, its prediction-log writer, the access log on) is pinned to core "
         f"{result.server_cpu} and wrk to core {result.client_cpu}; {CONNECTIONS} connections, "
-        "one patient per request, the two routes interleaved.",
+        "one patient per request, the two routes interleaved. The writer shares the worker's "
+        "core and catches up after the runs; that CPU is not in the figures.",
         "",
-        "| Route | Requests/s | p50 | p99 | Server CPU per request | Failed |",
-        "|---|---|---|---|---|---|",
+        *markdown_table(
+            ["Route", "Requests/s", "p50", "p99", "Server CPU per request", "Failed"],
+            [
+                [
+                    f"`POST {route.path}`",
+                    format_rate(route.requests_per_s),
+                    format_us(route.p50_us),
+                    format_us(route.p99_us),
+                    format_us(route.cpu_us),
+                    str(route.failures),
+                ]
+                for route in result.routes
+            ],
+        ),
     ]
-    for route in result.routes:
-        lines.append(
-            f"| `POST {route.path}` | {format_rate(route.requests_per_s)} | "
-            f"{format_us(route.p50_us)} | {format_us(route.p99_us)} | "
-            f"{format_us(route.cpu_us)} | {route.failures} |"
-        )
     share = ratio(result)
     if share is not None:
         lines += ["", f"`/predict` answers {share:.0%} of the model-free route's requests/s."]

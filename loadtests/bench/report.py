@@ -18,7 +18,7 @@ from loadtests.bench.inprocess import BATCH_SIZES, InProcessResult
 from loadtests.bench.pinned import TARGET_RPS, PinnedResult
 from loadtests.bench.pinned import render as render_pinned
 from loadtests.bench.scenarios import NOT_BUILT, ConditionFigures, ScenarioResult
-from loadtests.bench.stats import Spread, format_rate, format_us
+from loadtests.bench.stats import Spread, format_rate, format_us, markdown_table
 from loadtests.bench.wrk import wrk_path
 
 MIB: Final = 1024 * 1024
@@ -121,12 +121,6 @@ def source_revision() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out or "unknown"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
 
 
 def _ratio(numerator: Point | None, denominator: Point | None) -> float | None:
@@ -330,7 +324,7 @@ def _inprocess_section(result: InProcessResult) -> list[str]:
         "so the model is timed, not the conversion. onnxruntime uses serving's session options "
         f"(one thread). scikit-learn pipeline: {result.sklearn_source}.",
         "",
-        *_table(["", "onnxruntime", "scikit-learn", "onnxruntime vs scikit-learn"], rows),
+        *markdown_table(["", "onnxruntime", "scikit-learn", "onnxruntime vs scikit-learn"], rows),
     ]
 
 
@@ -371,14 +365,14 @@ def _http_section(http: HttpResult, settings: Settings) -> list[str]:
         "fixed answer without the model. Every answer is checked by the wrk Lua hook (status 200 "
         "and a model version in the body); each body's answer was first checked in full.",
         "",
-        *_table(["Endpoint", "Connections", *RUN_COLUMNS], rows),
+        *markdown_table(["Endpoint", "Connections", *RUN_COLUMNS], rows),
         "",
         "How close predictions come to what the server itself can do: ratios of requests/s "
         "(medians), and the ratios the server's CPU time per request implies (all workers, "
         "user + system). On a shared machine the second pair is the steadier one: it does not "
         "count time the server spent waiting for a core.",
         "",
-        *_table(
+        *markdown_table(
             [
                 "Connections",
                 "predict / reference",
@@ -408,7 +402,7 @@ def _batch_section(point: Point, v2_batches: list[Point]) -> list[str]:
         "One connection, one request in flight, wrk timing the whole exchange (upload of ~70 KB, "
         "decoding, one onnxruntime call, encoding, download).",
         "",
-        *_table(
+        *markdown_table(
             ["Endpoint", *RUN_COLUMNS],
             [["`POST /predict`", *_run_cells(point, BATCH_PATIENTS)], *v2_rows],
         ),
@@ -473,7 +467,7 @@ def _startup_section(report: Report) -> list[str]:
         "Start is timed from launching `python -m serving` (interpreter start and imports "
         "included) to the first 200 from `/ready`, on fresh processes.",
         "",
-        *_table(["", "Measured"], rows),
+        *markdown_table(["", "Measured"], rows),
     ]
 
 
@@ -506,7 +500,7 @@ def _scenario_section(results: list[ScenarioResult]) -> list[str]:
         "or not (a copy of the served version answers 10 %, another listens to every request; "
         "docs/experiments.md).",
         "",
-        *_table(
+        *markdown_table(
             ["Scenario", "Condition", "p99", "Requests/s", "Failed or wrong", "Run length"], rows
         ),
     ]
@@ -536,7 +530,7 @@ def render(report: Report) -> str:
         "",
         "## Targets",
         "",
-        *_table(["Target (2-core machine)", "Measured (median)", "Met"], targets(report)),
+        *markdown_table(["Target (2-core machine)", "Measured (median)", "Met"], targets(report)),
     ]
     if report.inprocess:
         lines += ["", *_inprocess_section(report.inprocess)]

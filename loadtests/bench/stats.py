@@ -59,3 +59,10 @@ def format_us(spread: Spread) -> str:
 def format_rate(spread: Spread) -> str:
     """A spread of rates (requests or rows per second), thousands separated."""
     return spread.format("{:,.0f}")
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines: the header, its rule, one line per row."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
