@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 from typing import Final
 
 import msgspec
@@ -272,12 +273,20 @@ def _run(port: int, target: Target, connections: int, duration_s: float, threads
 
 
 def explains(port: int, single: Sequence[bytes]) -> bool:
-    """Whether the served model explains; its first 50 explanations are checked in full."""
-    status, _ = post(port, "/explain", single[0])
-    if status != 200:
-        return False
-    for body in single[:50]:
-        check_explanation(post(port, "/explain", body)[1])
+    """Whether the served version explains; its first 50 explanations are checked in full.
+
+    Only a 409 on the first body means a version exported without explanations: any other
+    refusal is the server's fault and must fail the run, not drop the route from the report.
+
+    Raises:
+        WrongAnswerError: a refusal other than that 409, or an explanation that is wrong.
+    """
+    for index, body in enumerate(single[:50]):
+        status, answer = post(port, "/explain", body)
+        if index == 0 and status == HTTPStatus.CONFLICT:
+            return False
+        check_status(status)
+        check_explanation(answer)
     return True
 
 

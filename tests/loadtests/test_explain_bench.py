@@ -13,6 +13,7 @@ import pytest
 from drugclf.artifact import read_metadata
 from drugclf.contract import CLASSES, FEATURE_NAMES
 from drugclf.registry import Registry
+from loadtests.bench import http_bench
 from loadtests.bench.explain import ExplainBench, RouteFigures, main, render
 from loadtests.bench.http_bench import HttpResult, Point
 from loadtests.bench.report import Report, Settings, targets
@@ -47,6 +48,21 @@ def test_an_explanation_must_add_up_to_its_probabilities() -> None:
         check_explanation(_answer(values={}))
     with pytest.raises(WrongAnswerError, match="not JSON"):
         check_explanation(b"<html>")
+
+
+def test_only_a_409_leaves_explain_out_of_the_http_figures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def answering(status: int, body: bytes) -> None:
+        monkeypatch.setattr(http_bench, "post", lambda port, path, sent: (status, body))
+
+    answering(409, b'{"error": "this version has no explanations"}')
+    assert not http_bench.explains(1, [b"{}"])
+    answering(200, _answer())
+    assert http_bench.explains(1, [b"{}", b"{}"])
+    answering(500, b'{"error": "internal"}')  # a broken /explain must fail the run
+    with pytest.raises(WrongAnswerError):
+        http_bench.explains(1, [b"{}"])
 
 
 def test_the_report_holds_explain_to_predict_s_p50(served_artifacts: Path) -> None:
