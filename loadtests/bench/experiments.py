@@ -12,7 +12,6 @@ model.
 from __future__ import annotations
 
 import argparse
-import http.client
 import shutil
 import statistics
 import sys
@@ -27,7 +26,7 @@ from drugclf import routing
 from drugclf.artifact import METADATA_FILE
 from drugclf.registry import Registry
 from drugclf.routing import Candidate, RoutingPolicy, Shadow
-from loadtests.bench.http_bench import PREDICT_EXPECT, bodies
+from loadtests.bench.http_bench import PREDICT_EXPECT, bodies, metrics_text
 from loadtests.bench.server import HOST, ServerProcess
 from loadtests.bench.wrk import WrkResult, run_wrk
 
@@ -84,14 +83,8 @@ def _load(port: int, duration_s: float) -> WrkResult:
 
 def roles_served(port: int) -> dict[str, float]:
     """Predictions per role so far, from the server's ``/metrics`` (all workers)."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
     counts: dict[str, float] = {}
-    for line in text.splitlines():
+    for line in metrics_text(port).splitlines():
         if line.startswith("drugclf_version_predictions_total{"):
             role = line.split('role="', 1)[1].split('"', 1)[0]
             counts[role] = counts.get(role, 0.0) + float(line.rsplit(" ", 1)[1])

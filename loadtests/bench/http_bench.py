@@ -113,14 +113,19 @@ def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
         connection.close()
 
 
-def log_progress(port: int) -> LogProgress | None:
-    """The log's counters now; None when the server runs without a prediction log."""
+def metrics_text(port: int) -> str:
+    """The local server's ``/metrics`` page (Prometheus text, every worker's series)."""
     connection = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
         connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
+        return connection.getresponse().read().decode()
     finally:
         connection.close()
+
+
+def log_progress(port: int) -> LogProgress | None:
+    """The log's counters now; None when the server runs without a prediction log."""
+    text = metrics_text(port)
     sums = dict.fromkeys(_LOG_SERIES, 0.0)
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]

@@ -1,0 +1,21 @@
+"""``loadtests.bench.experiments``: reading the roles served from ``/metrics``."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.bench import experiments
+
+METRICS = """\
+# HELP drugclf_version_predictions_total Predictions per version and role.
+drugclf_version_predictions_total{version="a",role="primary"} 90.0
+drugclf_version_predictions_total{version="b",role="candidate"} 10.0
+drugclf_version_predictions_total{version="a",role="primary"} 80.0
+drugclf_version_predictions_total{version="c",role="shadow"} 170.0
+drugclf_predictions_total{class="DrugY"} 180.0
+"""
+
+
+def test_roles_served_sums_every_worker_s_series_by_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(experiments, "metrics_text", lambda port: METRICS)
+    assert experiments.roles_served(1) == {"primary": 170.0, "candidate": 10.0, "shadow": 170.0}
