@@ -105,9 +105,10 @@ class Mirror:
         # pip's version in the model's conda.yaml, which the model does not need anyway.
         logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
         self.uri = uri
+        # The client first: a URI it refuses leaves MLflow's process-wide URIs as they were.
+        self.client: MlflowClient = mlflow.MlflowClient(uri, uri)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
-        self.client: MlflowClient = mlflow.MlflowClient(uri, uri)
         self._experiment_id: str | None = None
 
     @classmethod
@@ -117,7 +118,11 @@ class Mirror:
         if problem is not None:
             logger.warning("MLflow at %s cannot be reached (%s): not mirrored", uri, problem)
             return None
-        return cls(uri)
+        try:
+            return cls(uri)
+        except Exception as exc:  # a URI MLflow refuses (an unknown scheme): the run stands
+            logger.warning("MLflow refuses %s (%s): not mirrored", uri, exc)
+            return None
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:

@@ -7,6 +7,7 @@ what MLflow holds afterwards is read back with MLflow's own client.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -282,3 +283,16 @@ def test_an_unreachable_mlflow_is_a_warning_naming_it_never_a_failed_run(
     assert f"error: MLflow at {closed} is not available" in out.stderr
     out = _cli(tmp_path, "mlflow", "sync")
     assert out.returncode == cli.EXIT_USER_ERROR and "MLFLOW_TRACKING_URI" in out.stderr
+
+
+def test_a_uri_mlflow_refuses_is_a_warning_never_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from training.mlflow_mirror import Mirror
+
+    before = mlflow.get_tracking_uri()
+    with caplog.at_level(logging.WARNING, "training.mlflow_mirror"):
+        assert Mirror.connect("bogus://nowhere") is None
+    assert "MLflow refuses bogus://nowhere" in caplog.text
+    assert "not mirrored" in caplog.text
+    assert mlflow.get_tracking_uri() == before
