@@ -23,12 +23,12 @@ from typing import Final
 import msgspec
 
 from drugclf import routing
-from drugclf.artifact import METADATA_FILE
+from drugclf.artifact import METADATA_FILE, ArtifactError
 from drugclf.registry import Registry
 from drugclf.routing import Candidate, RoutingPolicy, Shadow
 from loadtests.bench.http_bench import PREDICT_EXPECT, bodies, metrics_text
 from loadtests.bench.server import HOST, ServerProcess
-from loadtests.bench.wrk import WrkResult, run_wrk
+from loadtests.bench.wrk import WrkError, WrkResult, run_wrk, wrk_path
 
 CANDIDATE: Final = "29990101-000000-ab0001"
 SHADOW: Final = "29990101-000000-ab0002"
@@ -116,13 +116,19 @@ def measure_memory(registry: Registry, workers: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the figures as Markdown (for docs/experiments.md)."""
+    """Print the figures as Markdown (for docs/experiments.md); 1 if any answer was wrong."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    try:  # fail now with a message, not with a server that dies before ready
+        Registry(args.artifacts_dir).resolve_current()
+        wrk_path()
+    except (ArtifactError, WrkError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     p99: dict[bool, list[float]] = {False: [], True: []}
     rps: dict[bool, list[float]] = {False: [], True: []}
     failures = 0
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in memory.items():
         runs = ", ".join(f"{v:.1f}" for v in values)
         print(f"| {name} | {statistics.median(values):.1f} | {runs} |")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
