@@ -120,11 +120,20 @@ class Vocabulary:
 
     _WIDTH: Final = 8
 
+    @classmethod
+    def of(cls, allowed: Sequence[str]) -> Vocabulary | None:
+        """The vocabulary of ``allowed``, or None when a value does not fit the scheme.
+
+        A value that is empty, longer than 8 bytes or holds a zero byte leaves its tensors to
+        the exact parser: decided once here, not on every request.
+        """
+        fits = all(
+            0 < len(raw) <= cls._WIDTH and b"\0" not in raw for raw in map(str.encode, allowed)
+        )
+        return cls(allowed) if allowed and fits else None
+
     def __init__(self, allowed: Sequence[str]) -> None:
         encoded = {value: value.encode() for value in allowed}
-        self._usable = all(
-            0 < len(raw) <= self._WIDTH and b"\0" not in raw for raw in encoded.values()
-        )
         keys = {int.from_bytes(raw, "little"): value for value, raw in encoded.items()}
         order = sorted(keys)
         self._keys = np.array(order, dtype=np.uint64)
@@ -140,7 +149,7 @@ class Vocabulary:
         raw = np.frombuffer(data + bytes(self._WIDTH), dtype=np.uint8)  # padded: reads stay in
         size = len(data)
         zeros = np.flatnonzero(raw[:size] == 0)
-        if not self._usable or not zeros.size or zeros.size % 3:
+        if not zeros.size or zeros.size % 3:
             return None
         first = zeros[0::3]
         starts = first - 1

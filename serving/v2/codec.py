@@ -100,7 +100,7 @@ def _feature(spec: Any) -> Feature:
             array_like=True,
             frozen=True,
         ),
-        vocabulary=Vocabulary(spec.allowed) if spec.allowed else None,
+        vocabulary=Vocabulary.of(spec.allowed or ()),
     )
 
 
