@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
+
 from drugclf import routing
 from drugclf.artifact import (
     CONFUSION_MATRIX_FILE,
@@ -35,7 +37,6 @@ from drugclf.artifact import (
     METADATA_FILE,
     MODEL_FILE,
     PROBABILITIES_OUTPUT,
-    Params,
     read_metadata,
 )
 from drugclf.contract import CLASSES, SAMPLE_PATIENT
@@ -338,16 +339,8 @@ class Mirror:
 
 
 def _params(record: RunRecord) -> dict[str, object]:
-    params: Params = record.params
-    return {
-        "n_estimators": params.n_estimators,
-        "max_leaf_nodes": params.max_leaf_nodes,
-        "binning": params.binning,
-        "smote": params.smote,
-        "test_size": params.test_size,
-        "random_state": params.random_state,
-        "data_rows": record.data_rows,
-    }
+    """Every field of ``Params`` (a new one is mirrored without a change here), and the rows."""
+    return {**msgspec.structs.asdict(record.params), "data_rows": record.data_rows}
 
 
 def _metrics(record: RunRecord) -> dict[str, float]:
