@@ -14,6 +14,7 @@ a second, and a label for an answer that is not there yet is a 404 to retry.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any, Final
 
@@ -33,8 +34,16 @@ from serving.monitoring.predlog.backends import FEEDBACK_TABLE, TABLE, Backend
 MAX_ITEMS: Final = 1000
 """Labels in one call at most."""
 REQUEST_ID_CHARS: Final = 128
-LABEL_PATTERN: Final = r"^\s*[Dd][Rr][Uu][Gg][AaBbCcXxYy]\s*$"
-"""What ``normalise_label`` accepts, as the OpenAPI document states it."""
+
+
+def _any_case(text: str) -> str:
+    # "[Dd][Rr]...": the pattern goes into the OpenAPI document, whose regex has no (?i).
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+LABEL_PATTERN: Final = r"^\s*(?:" + "|".join(map(_any_case, CLASSES)) + r")\s*$"
+"""What ``normalise_label`` accepts, as the OpenAPI document states it (from the contract's
+classes, so a new class is accepted without editing this)."""
 
 
 class FeedbackItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from drugclf.contract import CLASSES, normalise_label
 from serving.app import create_app
-from serving.monitoring.feedback import FeedbackStore
+from serving.monitoring.feedback import FeedbackItem, FeedbackStore
 from serving.monitoring.predlog.backends import FEEDBACK_TABLE, TABLE, open_backend
 from tests.support import PATIENT
 
@@ -129,6 +133,27 @@ def test_too_many_items_and_not_json(client: TestClient[Litestar]) -> None:
     assert answer.status_code == 422 and "1001" in answer.json()["message"]
     broken = client.post("/feedback", content=b"[{", headers={"content-type": "application/json"})
     assert broken.status_code == 400 and broken.json()["code"] == "malformed_json"
+
+
+_ANY_CASE_LABEL = st.sampled_from(CLASSES).flatmap(
+    lambda c: st.tuples(*(st.sampled_from((ch.lower(), ch.upper())) for ch in c)).map("".join)
+)
+
+
+@given(
+    label=st.one_of(st.text(max_size=8), _ANY_CASE_LABEL),
+    pad=st.sampled_from(["", " ", "\t", " \n "]),
+)
+def test_the_label_schema_accepts_what_normalise_label_accepts(label: str, pad: str) -> None:
+    """The pattern the OpenAPI document states is the contract's classes, in any letter case."""
+    raw = pad + label + pad
+    try:
+        msgspec.convert({"request_id": "r", "label": raw}, FeedbackItem)
+    except msgspec.ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == (normalise_label(raw) is not None)
 
 
 def test_an_older_log_gains_the_role_column(log_url: str) -> None:
