@@ -105,15 +105,23 @@ def test_force_promotes_a_worse_model(client: TestClient[Litestar], registry: Re
     assert registry.current_version() == result["version"]
 
 
-def test_parity_failure_publishes_nothing_and_the_old_model_keeps_serving(
+@pytest.mark.parametrize(
+    ("job", "said"),
+    [
+        ("tests.retrain.fakes:parity_fails", "the parity gate failed"),
+        ("tests.retrain.fakes:explanations_fail", "the explanation gate failed"),
+    ],
+    ids=["parity", "explanation-gate"],
+)
+def test_a_failed_gate_publishes_nothing_and_the_old_model_keeps_serving(
     make_client: Callable[..., TestClient[Litestar]],
     registry: Registry,
     monkeypatch: pytest.MonkeyPatch,
     child_imports_tests: None,
+    job: str,
+    said: str,
 ) -> None:
-    monkeypatch.setattr(
-        serving.lifecycle.jobs, "DEFAULT_TARGET", "tests.retrain.fakes:parity_fails"
-    )
+    monkeypatch.setattr(serving.lifecycle.jobs, "DEFAULT_TARGET", job)
     client = make_client()
     before = registry.current_version()
     versions_before = registry.versions()
@@ -121,6 +129,7 @@ def test_parity_failure_publishes_nothing_and_the_old_model_keeps_serving(
     assert answer.status_code == 500, answer.text
     error = answer.json()
     assert error["code"] == "parity_failed"
+    assert said in error["message"]
     assert "nothing was published" in error["message"]
     assert registry.current_version() == before
     assert registry.versions() == versions_before
