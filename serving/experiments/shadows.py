@@ -93,8 +93,6 @@ class ShadowQueue:
         self._wake = threading.Event()
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.done = 0
-        """Shadow predictions made by this worker (requests × shadow versions)."""
 
     def offer(
         self,
@@ -173,7 +171,6 @@ class ShadowQueue:
                 )
             )
             offset += n
-        self.done += len(jobs)
         loop = self._loop
         if self.recorder is not None and loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._record, recorded)
