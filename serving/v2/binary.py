@@ -27,7 +27,8 @@ _FORMATS: Final = {"INT64": "q", "FP64": "d", "FP32": "f"}
 """The ``struct`` code of each numeric datatype (``_BINARY``'s dtypes)."""
 LENGTH: Final = struct.Struct("<I")
 VECTORISED_FROM: Final = 64
-"""Elements from which a categorical BYTES tensor is split with numpy (``Vocabulary``)."""
+"""Elements from which numpy is worth its fixed cost: a categorical BYTES tensor is split with
+``Vocabulary`` and a numeric one read with ``np.frombuffer``; shorter ones take plain Python."""
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
