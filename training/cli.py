@@ -136,17 +136,15 @@ def _mirror(args: argparse.Namespace) -> Mirror | None:
     uri = getattr(args, "mlflow", None)
     if not uri:
         return None
-    if "mirror" not in vars(args):  # one connection per command, `full` mirrors three times
-        try:
-            from training.mlflow_mirror import Mirror  # noqa: PLC0415 (the optional extra)
-        except ImportError as exc:
-            errors.print(f"warning: MLflow ({uri}) not mirrored: {exc} (make install)")
-            args.mirror = None
-        else:
-            args.mirror = Mirror.connect(uri)
-            if args.mirror is not None:
-                console.print(f"mirroring to MLflow at {uri}")
-    mirror: Mirror | None = args.mirror
+    # Each command connects once (`full` too: it mirrors in cmd_export only).
+    try:
+        from training.mlflow_mirror import Mirror  # noqa: PLC0415 (the optional extra)
+    except ImportError as exc:
+        errors.print(f"warning: MLflow ({uri}) not mirrored: {exc} (make install)")
+        return None
+    mirror = Mirror.connect(uri)
+    if mirror is not None:
+        console.print(f"mirroring to MLflow at {uri}")
     return mirror
 
 
