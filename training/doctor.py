@@ -231,6 +231,17 @@ def run_checks(artifacts: Path, port: int) -> list[Check]:
     ]
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535 (got {text!r})")
+    return port
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the report; 1 when a required check failed."""
     parser = argparse.ArgumentParser(prog="python -m training.doctor", description=__doc__)
@@ -239,8 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         default=Path(os.environ.get("DRUGCLF_ARTIFACTS_DIR", "artifacts")),
     )
+    # A string default goes through type= too: a bad DRUGCLF_PORT is a usage error, not a crash.
     parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("DRUGCLF_PORT", DEFAULT_PORT))
+        "--port", type=_port, default=os.environ.get("DRUGCLF_PORT", str(DEFAULT_PORT))
     )
     args = parser.parse_args(argv)
     checks = run_checks(args.artifacts_dir, args.port)

@@ -139,3 +139,17 @@ def test_make_doctor_fails_the_make_run_until_a_model_is_published(
     assert missing.returncode != 0 and "not ready: model" in missing.stdout
     published = make_doctor(model_copy("make-doctor") / "artifacts")
     assert "  ok    model" in published.stdout, published.stdout
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error_not_a_traceback(
+    port: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit) as given:
+        doctor.main(["--port", port])
+    assert given.value.code == 2
+    assert f"a port is a whole number from 0 to 65535 (got '{port}')" in capsys.readouterr().err
+    monkeypatch.setenv("DRUGCLF_PORT", port)  # the same check for the environment's default
+    with pytest.raises(SystemExit) as given:
+        doctor.main([])
+    assert given.value.code == 2
