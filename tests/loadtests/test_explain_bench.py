@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import msgspec
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from drugclf.artifact import read_metadata
 from drugclf.contract import CLASSES, FEATURE_NAMES
 from drugclf.registry import Registry
-from loadtests.bench import http_bench
+from loadtests.bench import explain, http_bench
 from loadtests.bench.explain import ExplainBench, RouteFigures, main, render
 from loadtests.bench.http_bench import HttpResult, Point
 from loadtests.bench.report import Report, Settings, targets
@@ -107,3 +109,22 @@ def test_a_quick_run_checks_the_answers_and_prints_both_routes(
     out = capsys.readouterr().out
     assert "`POST /predict`" in out and "`POST /explain`" in out
     assert code in (0, 1)  # 1: the target was missed on this (shared, noisy) machine
+
+
+def test_what_cannot_be_measured_is_a_message_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--artifacts-dir", str(tmp_path / "none")]) == 2
+    assert "error: no model published" in capsys.readouterr().err
+
+    def refused(port: int, **settings: object) -> ExplainBench:
+        raise WrongAnswerError("status 409, expected 200")
+
+    monkeypatch.setattr(explain, "wrk_path", lambda: "wrk")
+    monkeypatch.setattr(
+        explain, "ServerProcess", lambda *args, **kwargs: nullcontext(SimpleNamespace(port=1))
+    )
+    monkeypatch.setattr(explain, "measure", refused)
+    monkeypatch.setattr(Registry, "resolve_current", lambda self: tmp_path)
+    assert main([]) == 2
+    assert "/explain answered wrongly, nothing measured: status 409" in capsys.readouterr().err
