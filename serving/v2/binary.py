@@ -36,7 +36,11 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
     text = header_length.strip()
-    length = int(text) if text.isascii() and text.isdigit() else -1
+    significant = text.lstrip("0") or "0"
+    # A length of more digits than the body's size cannot fit it (and int() raises ValueError
+    # past 4,300 digits: a header of 5,000 was a 500).
+    fits = text.isascii() and text.isdigit() and len(significant) <= len(str(len(body)))
+    length = int(significant) if fits else -1
     if not 0 < length <= len(body):
         raise InferenceHeaderError(
             f"{HEADER_LENGTH} must be the JSON header's length in bytes, from 1 to the body's "

@@ -166,7 +166,9 @@ def binary_body() -> tuple[bytes, str]:
     return body, header
 
 
-@pytest.mark.parametrize("header", ["abc", "0", "-3", "1e3", "99999999"])
+@pytest.mark.parametrize(
+    "header", ["abc", "0", "-3", "1e3", "99999999", "1" * 5000, "0" * 5000 + "99999999"]
+)
 def test_a_header_length_that_is_not_in_the_body_is_refused(header: str) -> None:
     body, _ = binary_body()
     assert "Inference-Header-Content-Length must be the JSON header's length" in refused(
