@@ -46,7 +46,7 @@ POLICY_FILE: Final = "routing.json"
 VERSION_PATTERN: Final = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6,}$")
 
 
-def _shown(name: str, limit: int = 40) -> str:
+def shown_name(name: str, limit: int = 40) -> str:
     """A name from outside (a URL, a command line) for a message: quoted, cut when long."""
     return repr(name if len(name) <= limit else name[: limit - 3] + "...")
 
@@ -89,7 +89,8 @@ class Registry:
         """The folder of a version; rejects names that are not version names (no paths)."""
         if not VERSION_PATTERN.fullmatch(version):
             raise RegistryError(
-                f"{_shown(version)} is not a version name (expected e.g. 20261127-101500-3f9a2c)"
+                f"{shown_name(version)} is not a version name "
+                "(expected e.g. 20261127-101500-3f9a2c)"
             )
         return self.root / version
 

@@ -24,7 +24,7 @@ from typing import Annotated, Final
 import msgspec
 
 from drugclf.artifact import ArtifactError, read_metadata
-from drugclf.registry import POLICY_FILE, Registry, RegistryError
+from drugclf.registry import POLICY_FILE, Registry, RegistryError, shown_name
 
 __all__ = ["POLICY_FILE"]
 MAX_EXTRA_VERSIONS: Final = 4
@@ -140,7 +140,7 @@ def check(policy: RoutingPolicy, registry: Registry) -> None:
     current = registry.current_version()
     if policy.primary != current:
         raise PolicyError(
-            f"primary must be the served version {current} (got {policy.primary!r}): "
+            f"primary must be the served version {current} (got {shown_name(policy.primary)}): "
             "promote a version before making it the primary",
             "primary",
         )

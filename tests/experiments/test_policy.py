@@ -70,6 +70,9 @@ def test_unknown_versions_and_a_primary_that_is_not_served_are_refused(
     document["primary"] = versions.candidate
     error = _check(versions, document)
     assert error.field == "primary" and versions.primary in error.message
+    document["primary"] = "x" * 100_000  # a client's text is cut, not echoed whole
+    error = _check(versions, document)
+    assert error.field == "primary" and len(error.message) < 200
 
 
 def test_weights_over_one_and_a_version_named_twice_are_refused(versions: Versions) -> None:
