@@ -65,11 +65,12 @@ class ShadowJob:
 
 
 class ShadowQueue:
-    """A bounded queue of answered requests and the task that predicts them with the shadows.
+    """A bounded queue of answered requests and the thread that predicts them with the shadows.
 
     Args:
         metrics: the server's families (shadow predictions count by version, role ``shadow``).
         recorder: the prediction log (None: shadows are only counted).
+        registry: where ``drugclf_shadow_skipped_total`` is registered.
         max_requests: requests waiting at most; beyond it a request is skipped (counted).
     """
 
