@@ -425,6 +425,9 @@ def cmd_watch(args: argparse.Namespace) -> None:
         debounce_ms=args.debounce_ms,
         mlflow=args.mlflow,
     )
+    # A folder that is not there would be watched silently for ever (a typo in --code, say).
+    if missing := [p for p in (plan.data.resolve().parent, *plan.code_dirs) if not p.is_dir()]:
+        raise RunError(f"watch: no such folder: {', '.join(str(p) for p in missing)}")
     watch_and_run(plan, lambda line: console.print(line, soft_wrap=True, markup=False))
 
 

@@ -146,3 +146,16 @@ def test_a_bad_file_says_why_and_the_next_good_change_runs_the_pipeline(
     watch.wait_for(r"^waiting for the next change")
     watch.process.send_signal(signal.SIGINT)
     assert watch.process.wait(timeout=30) == 130  # Ctrl-C: "interrupted", as the CLI says
+
+
+def test_a_folder_that_is_not_there_is_refused_not_watched_for_ever(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training import cli
+
+    dirs = ["--runs-dir", str(tmp_path / "runs"), "--artifacts-dir", str(tmp_path / "artifacts")]
+    data = ["--data", str(tmp_path / "nodata" / "drug200.csv")]
+    assert cli.main(["watch", *data, "--code", str(tmp_path / "nocode"), *dirs]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "error: watch: no such folder:" in err
+    assert "nodata" in err and "nocode" in err
