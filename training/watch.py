@@ -78,8 +78,8 @@ def summary(plan: WatchPlan, seconds: float) -> str:
     )
 
 
-def run_once(plan: WatchPlan) -> tuple[bool, str]:
-    """Run the pipeline once; (True, its summary) or (False, what it said on stderr)."""
+def run_once(plan: WatchPlan) -> str:
+    """Run the pipeline once; its summary, or what it said on stderr when it failed."""
     started = time.perf_counter()
     result = subprocess.run(  # noqa: S603 (our own CLI, with our own interpreter)
         plan.command,
@@ -91,11 +91,11 @@ def run_once(plan: WatchPlan) -> tuple[bool, str]:
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         said = result.stderr.strip() or result.stdout.strip()[-2000:]
-        return False, f"{plan.target} failed (exit {result.returncode}) in {seconds:.1f} s:\n{said}"
+        return f"{plan.target} failed (exit {result.returncode}) in {seconds:.1f} s:\n{said}"
     try:
-        return True, summary(plan, seconds)
+        return summary(plan, seconds)
     except RunError as exc:
-        return False, f"{plan.target} ran but its run cannot be read: {exc}"
+        return f"{plan.target} ran but its run cannot be read: {exc}"
 
 
 def watch_and_run(plan: WatchPlan, report: Callable[[str], None]) -> None:
@@ -120,6 +120,5 @@ def watch_and_run(plan: WatchPlan, report: Callable[[str], None]) -> None:
             continue
         names = ", ".join(sorted({Path(path).name for _, path in batch}))
         report(f"{time.strftime('%H:%M:%S')} changed: {names}")
-        _, line = run_once(plan)
-        report(f"{time.strftime('%H:%M:%S')} {line}")
+        report(f"{time.strftime('%H:%M:%S')} {run_once(plan)}")
         report("waiting for the next change")
