@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from drugclf.artifact import read_metadata
+from drugclf.artifact import ArtifactError, read_metadata
 from drugclf.registry import Registry
 from loadtests.bench.http_bench import CONNECTIONS, run_http
 from loadtests.bench.inprocess import run_inprocess
@@ -86,8 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.quick:
         args.duration, args.repeats = min(args.duration, 1.0), 1
-    version_dir = Registry(args.artifacts_dir).resolve_current()
-    metadata = read_metadata(version_dir)
+    try:  # fail now with one line, not a traceback, when nothing is published yet
+        version_dir = Registry(args.artifacts_dir).resolve_current()
+        metadata = read_metadata(version_dir)
+    except ArtifactError as exc:
+        progress(f"error: {exc} (make pipeline publishes one)")
+        return 2
     server_settings = ServerProcess(args.artifacts_dir, workers=args.workers).settings()
     report = Report(
         settings=Settings(

@@ -11,7 +11,6 @@ data folder (the SQLite log and its spool) is private and deleted afterwards.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import shutil
 import sqlite3
@@ -30,6 +29,7 @@ from loadtests.bench.http_bench import (
     bodies,
     check_bodies,
     log_progress,
+    metrics_text,
 )
 from loadtests.bench.server import HOST, ServerProcess
 from loadtests.bench.wrk import WrkResult, run_wrk
@@ -98,12 +98,7 @@ def wait_for_drain(port: int, timeout_s: float) -> tuple[float | None, LogProgre
 
 def server_predictions(port: int) -> int:
     """The patients the server answered, summed over classes and workers."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=30)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
+    text = metrics_text(port)
     lines = [line for line in text.splitlines() if line.startswith("drugclf_predictions_total")]
     return round(sum(float(line.rsplit(" ", 1)[1]) for line in lines))
 

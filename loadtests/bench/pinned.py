@@ -17,10 +17,12 @@ from typing import Final
 
 import msgspec
 
+from drugclf.artifact import ArtifactError
+from drugclf.registry import Registry
 from loadtests.bench.http_bench import PREDICT_EXPECT, bodies, check_bodies
 from loadtests.bench.server import ServerProcess
 from loadtests.bench.stats import Spread, format_rate, format_us, markdown_table
-from loadtests.bench.wrk import WrkResult, run_wrk
+from loadtests.bench.wrk import WrkError, WrkResult, run_wrk, wrk_path
 
 CONNECTIONS: Final = 16
 ROUTES: Final = ("/predict", "/bench/reference")
@@ -168,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="runs of each route")
     parser.add_argument("--server-log", type=Path, default=None)
     args = parser.parse_args(argv)
+    try:  # fail now with one line, not a server that dies before ready
+        Registry(args.artifacts_dir).resolve_current()
+        wrk_path()
+    except (ArtifactError, WrkError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     result = run_pinned(
         args.artifacts_dir,
         duration_s=args.duration,

@@ -297,3 +297,15 @@ def test_quick_benchmark_runs_and_writes_its_report(served_artifacts: Path, tmp_
     assert "`POST /v2/.../infer` (binary)" in text  # the V2 rows, beside /predict
     assert "## One worker on one core" in text  # CI has two cores
     assert "one pinned worker: ≥ 6,500 `/predict` requests/s" in text
+
+
+def test_bench_without_a_model_says_so_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadtests.bench.pinned import main as pinned_main
+
+    assert bench_main(["--artifacts-dir", str(tmp_path)]) == 2
+    assert pinned_main(["--artifacts-dir", str(tmp_path)]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2
+    assert all(line.startswith("error: no model published") for line in errors)
