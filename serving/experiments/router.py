@@ -127,7 +127,6 @@ class TrafficRouter:
         self,
         choice: Choice,
         patients: Patient | list[Patient],
-        body: bytes,
         request_id: str | None,
     ) -> None:
         """Queue the answered request for the chosen shadows (counted if the queue is full)."""

@@ -65,7 +65,6 @@ class ModelChooser(Protocol):
         self,
         choice: Choice,
         patients: Patient | list[Patient],
-        body: bytes,
         request_id: str | None,
     ) -> None:
         """Queue the request for ``choice.shadows`` once it is answered (never blocks)."""
@@ -185,12 +184,11 @@ class PredictionService:
         self,
         choice: Choice | None,
         patients: Patient | list[Patient],
-        body: bytes,
         request_id: str | None,
     ) -> None:
         """After an answer: queue it for the policy's shadows (any protocol calls this)."""
         if choice is not None and choice.shadows and self.chooser is not None:
-            self.chooser.after_answer(choice, patients, body, request_id)
+            self.chooser.after_answer(choice, patients, request_id)
 
     async def answer_json(
         self, body: bytes, request_id: str | None, headers: Headers = ()
@@ -222,7 +220,7 @@ class PredictionService:
                 request_id, model.version, body, result.labels, result.probabilities, started, role
             )
         if choice is not None and choice.shadows:
-            self.answered(choice, patients, body, request_id)
+            self.answered(choice, patients, request_id)
         return Answer(encoded, model.version)
 
     def model_info(self) -> bytes:

@@ -182,17 +182,15 @@ class OpenInference:
         service.metrics.observe_version(
             model.version, role, len(result.labels), time.perf_counter() - started
         )
-        if service.recorder is not None or (choice is not None and choice.shadows):
-            as_json = msgspec.json.encode(patients)
-            if service.recorder is not None:
-                service.recorder.record(
-                    request_id,
-                    model.version,
-                    as_json,
-                    result.labels,
-                    result.probabilities,
-                    started,
-                    role,
-                )
-            service.answered(choice, patients, as_json, request_id)
+        if service.recorder is not None:
+            service.recorder.record(
+                request_id,
+                model.version,
+                msgspec.json.encode(patients),
+                result.labels,
+                result.probabilities,
+                started,
+                role,
+            )
+        service.answered(choice, patients, request_id)
         return Inference(encoded, length, model.version)
