@@ -128,7 +128,7 @@ def test_the_model_page_sets_and_clears_the_policy(
     reply, _ = _json(f"{ab_server}/routing", admin=True)
     assert reply["policy"]["candidates"] == [{"version": CANDIDATE, "weight": 0.5}]
     assert reply["policy"]["shadow"] == [{"version": SHADOW, "fraction": 1.0}]
-    assert reply["policy_id"] in tab.text_content("#policy-now")
+    tab.wait_for_selector(f"#policy-now:has-text('{reply['policy_id']}')")
     _shoot(tab, screenshots, "model-policy")
 
 

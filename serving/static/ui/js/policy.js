@@ -71,11 +71,11 @@ async function send(method) {
   const result = await api("/routing", { method, json: method === "PUT" ? policyFromForm() : undefined,
     token: token($("#policy-token")) });
   if (result.ok) {
+    await load(); // the saved policy is on the page before the page says it is saved
     message.className = "notice ok";
     message.textContent = method === "PUT"
       ? "Policy saved: every worker follows it within a second."
       : "Policy removed: the served version answers every request.";
-    await load();
     return;
   }
   message.className = "notice bad";
