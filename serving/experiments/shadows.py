@@ -7,14 +7,14 @@ call for a burst); onnxruntime releases the GIL while it computes, so the event 
 answering. On a busy machine the answers get the cores first and the shadows take what is
 left: when they cannot keep up, the queue fills and what it refuses is counted in
 ``drugclf_shadow_skipped_total{version}``. A shadow never changes an answer or its status.
-Shadow answers go to the prediction log with role ``shadow`` (recorded from the event loop, the
-log's one writer of its counters), without the inputs: the answered row of the same request id
-has them.
+Each model call is counted once in the version metrics (its patients, its seconds) and handed
+to the prediction log as one burst (``record_burst``, from this thread: the event loop does no
+per-request work for a shadow but ``offer``); the log stores one row per patient with role
+``shadow``, without the inputs: the answered row of the same request id has them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -25,8 +25,6 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 import anyio.to_thread
-import numpy as np
-import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter
 
 from drugclf.contract import Patient
@@ -46,9 +44,6 @@ GATHER_S: Final = 0.02
 """How long the shadow thread lets requests gather after the first one: a model call's fixed
 cost dominates a small batch, so one call for a burst costs far less CPU than one per request,
 and a shadow's answer has no client waiting for it."""
-
-# One shadow call's rows for one request: request id, version, labels, probabilities, seconds.
-Recorded = tuple[str | None, str, list[str], npt.NDArray[np.float32], float]
 
 
 class ShadowJob:
@@ -93,7 +88,6 @@ class ShadowQueue:
         self._jobs: deque[ShadowJob] = deque()
         self._wake = threading.Event()
         self._stopping = False
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def offer(
         self,
@@ -154,43 +148,27 @@ class ShadowQueue:
                     )
 
     def _predict(self, model: DrugModel, jobs: list[ShadowJob]) -> None:
+        patients = [p for job in jobs for p in job.patients]
         started = time.perf_counter()
-        result = model.predict([p for job in jobs for p in job.patients])
+        result = model.predict(patients)
         seconds = time.perf_counter() - started
-        recorded: list[Recorded] = []
-        offset = 0
-        for job in jobs:
-            n = len(job.patients)
-            self.metrics.observe_version(model.version, "shadow", n, seconds)
-            recorded.append(
-                (
-                    job.request_id,
-                    model.version,
-                    result.labels[offset : offset + n],
-                    result.probabilities[offset : offset + n],
-                    seconds,
-                )
-            )
-            offset += n
-        loop = self._loop
-        if self.recorder is not None and loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._record, recorded)
-
-    def _record(self, recorded: list[Recorded]) -> None:
-        """Log shadow answers (on the event loop, like every other record of this worker)."""
-        recorder = self.recorder
-        assert recorder is not None
-        now = time.perf_counter()
-        for request_id, version, labels, probabilities, seconds in recorded:
-            # b"": the answered row of this request id holds the inputs.
-            recorder.record(
-                request_id, version, b"", labels, probabilities, now - seconds, "shadow"
+        # One observation and one log record per call: per request, this Python work held the
+        # GIL the event loop needs for the answers (docs/experiments.md).
+        self.metrics.observe_version(model.version, "shadow", len(patients), seconds)
+        if self.recorder is not None:
+            self.recorder.record_burst(
+                model.version,
+                [job.request_id for job in jobs],
+                [len(job.patients) for job in jobs],
+                result.labels,
+                result.probabilities,
+                seconds,
+                "shadow",
             )
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Run the shadow thread for the lifespan; what is still queued at exit is dropped."""
-        self._loop = asyncio.get_running_loop()
         self._stopping = False
         thread = threading.Thread(target=self._work, name="drugclf-shadows", daemon=True)
         thread.start()
@@ -200,7 +178,6 @@ class ShadowQueue:
             self._stopping = True
             self._wake.set()
             await anyio.to_thread.run_sync(thread.join, STOP_WAIT_S)
-            self._loop = None
 
 
 def _lower_priority() -> None:

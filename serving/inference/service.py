@@ -43,6 +43,22 @@ class PredictionRecorder(Protocol):
     ) -> None:
         """Keep one request's answers (``body`` is the JSON the codec accepted)."""
 
+    def record_burst(  # noqa: PLR0917 - the same order as record()
+        self,
+        version: str,
+        request_ids: list[str | None],
+        batch_sizes: list[int],
+        labels: Sequence[str],
+        probabilities: npt.NDArray[np.float32],
+        seconds: float,
+        role: Role = "shadow",
+    ) -> None:
+        """Keep the answers of one model call over several requests, without their inputs.
+
+        ``batch_sizes[i]`` of the answers, in order, are request ``request_ids[i]``'s; called
+        from any thread (the shadows' own), once per call rather than once per request.
+        """
+
 
 class Choice:
     """The version a traffic policy chose for one request, and what listens after the answer."""

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -357,6 +358,79 @@ def test_the_queue_bound_counts_patients_not_requests(tmp_path: Path) -> None:
     log.stop()
     assert sample(registry, "drugclf_prediction_log_dropped_total", reason="queue_full") == 3
     assert log.backend.count(Filters()) == (17, 3)
+
+
+def test_a_burst_is_stored_as_the_rows_of_each_of_its_requests(
+    log_url: str, tmp_path: Path
+) -> None:
+    # The shadows' path: one record for a model call over several requests, handed over from
+    # their own thread; each patient of each request is one row, role shadow, no inputs.
+    log, registry = make_log(log_url, tmp_path / "spool")
+    log.start()
+    log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.record("r2", "v1", batch(P1, P2), ["DrugA", "DrugY"], np.repeat(PROBS, 2, axis=0), 0.0)
+    labels = ["DrugA", "DrugB", "DrugY", "DrugC"]
+    burst = threading.Thread(
+        target=log.record_burst,
+        args=("v2", ["r1", "r2", None], [1, 2, 1], labels, np.repeat(PROBS, 4, axis=0), 0.004),
+    )
+    burst.start()
+    burst.join()
+    assert log.flush()
+    log.stop()
+    rows = log.backend.recent(Filters(), 10, None)
+    shadows = sorted(
+        (row[2] or "", row[3], row[4], row[5], row[6], row[7])
+        for row in rows
+        if row[19] == "shadow"
+    )
+    assert shadows == [
+        ("", 0, 1, "v2", "DrugC", pytest.approx(4.0)),
+        ("r1", 0, 1, "v2", "DrugA", pytest.approx(4.0)),
+        ("r2", 0, 2, "v2", "DrugB", pytest.approx(4.0)),
+        ("r2", 1, 2, "v2", "DrugY", pytest.approx(4.0)),
+    ]
+    assert all(v is None for row in rows if row[19] == "shadow" for v in row[8:18])
+    assert sum(row[19] == "primary" for row in rows) == 3
+    assert sample(registry, "drugclf_prediction_log_written_total") == 7
+
+
+def test_bursts_from_a_thread_and_records_on_the_loop_are_all_counted(tmp_path: Path) -> None:
+    # record() (the event loop) and record_burst() (the shadow thread) each keep their own
+    # count of accepted rows: flush() waits for both, and the depth comes back to 0.
+    log, registry = make_log(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool")
+    log.start()
+
+    def shadows() -> None:
+        for i in range(200):
+            ids: list[str | None] = [f"r{i}a", f"r{i}b", f"r{i}c"]
+            log.record_burst("v2", ids, [1, 1, 1], ["DrugA"] * 3, np.repeat(PROBS, 3, axis=0), 0)
+
+    thread = threading.Thread(target=shadows)
+    thread.start()
+    for i in range(600):
+        log.record(f"r{i}", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    thread.join()
+    assert log.flush()
+    assert log.depth == 0
+    log.stop()
+    assert log.backend.count(Filters()) == (1200, 1200)
+    assert sample(registry, "drugclf_prediction_log_written_total") == 1200
+
+
+def test_a_burst_over_the_bound_is_dropped_whole_and_counted(tmp_path: Path) -> None:
+    log, registry = make_log(
+        f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "spool", queue_size=5, flush_interval=60.0
+    )
+    log.start()
+    log.record("r1", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    log.record("r2", "v1", P1, ["DrugA"], PROBS, time.perf_counter())
+    four = np.repeat(PROBS, 4, axis=0)
+    log.record_burst("v2", ["r1", "r2"], [2, 2], ["DrugB"] * 4, four, 0.001)  # 6 > 5
+    log.record_burst("v2", ["r1", "r2"], [1, 2], ["DrugB"] * 3, four[:3], 0.001)  # 5 <= 5
+    log.stop()
+    assert sample(registry, "drugclf_prediction_log_dropped_total", reason="queue_full") == 4
+    assert log.backend.count(Filters()) == (5, 4)
 
 
 def test_a_request_the_writer_cannot_expand_is_counted_and_the_rest_written(

@@ -8,7 +8,7 @@ import pytest
 
 from drugclf.contract import SAMPLE_PATIENT
 from serving.monitoring.predlog.backends import open_backend
-from serving.monitoring.predlog.records import COLUMNS, expand
+from serving.monitoring.predlog.records import COLUMNS, expand, expand_burst
 from serving.monitoring.predlog.wire import LoggedRequest
 
 PATIENT = SAMPLE_PATIENT
@@ -87,3 +87,39 @@ def test_requests_are_stored_row_for_row_in_arrival_order(log_url: str) -> None:
     expected = [row for request in requests for row in request]
     assert len(rows) == sum(sizes)
     assert rows == expected
+
+
+def _burst(ids: list[str | None], sizes: list[int], labels: list[str]) -> LoggedRequest:
+    probabilities = np.tile(PROBS, (len(labels), 1)).tobytes()
+    return LoggedRequest(1.5, None, "v2", b"", labels, probabilities, 4.0, "shadow", ids, sizes)
+
+
+def test_a_burst_gives_each_request_its_rows_in_order() -> None:
+    burst = _burst(["r1", "r2", None], [1, 2, 1], ["DrugA", "DrugB", "DrugY", "DrugC"])
+    expanded = expand_burst(burst, worker="host:1")
+    nothing = (None,) * 10  # no inputs, no probabilities: the answered row has the inputs
+    assert expanded == [
+        [(1.5, "r1", 0, 1, "v2", "DrugA", 4.0, *nothing, "host:1", "shadow")],
+        [
+            (1.5, "r2", 0, 2, "v2", "DrugB", 4.0, *nothing, "host:1", "shadow"),
+            (1.5, "r2", 1, 2, "v2", "DrugY", 4.0, *nothing, "host:1", "shadow"),
+        ],
+        [(1.5, None, 0, 1, "v2", "DrugC", 4.0, *nothing, "host:1", "shadow")],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ids", "sizes"),
+    [(["r1", "r2"], [1, 2]), (["r1"], [1, 1]), (["r1", "r2"], [3, -1])],
+)
+def test_a_burst_that_does_not_add_up_is_refused(ids: list[str | None], sizes: list[int]) -> None:
+    with pytest.raises(ValueError, match="labels for"):
+        expand_burst(_burst(ids, sizes, ["DrugA", "DrugB"]), worker="host:1")
+
+
+def test_a_record_spooled_before_bursts_existed_still_decodes() -> None:
+    # The fields before request_ids, as an older worker spooled them: one request, not a burst.
+    old = msgspec.msgpack.encode([1.5, "r1", "v1", b"", ["DrugA"], PROBS.tobytes(), 0.25, "shadow"])
+    request = msgspec.msgpack.decode(old, type=LoggedRequest)
+    assert request.request_ids == [] and request.batch_sizes == []
+    assert len(expand(request, with_inputs=True, worker="host:1")) == 1

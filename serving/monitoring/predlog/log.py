@@ -3,7 +3,9 @@
 The request path calls ``record()``: a length check, the request encoded at once into its wire
 form (msgspec, in C: the body it received, the labels and the probabilities' bytes) and a
 ``deque.append`` (thread-safe in CPython, no lock, no I/O). The queue holds bytes: no patient
-object outlives its request. A shipper thread wakes every ``flush_interval`` seconds (sooner when
+object outlives its request. The shadows (``serving.experiments.shadows``) hand over the answers
+of one model call over many requests with ``record_burst()``, from their own thread: one record,
+encoded once, for the burst. A shipper thread wakes every ``flush_interval`` seconds (sooner when
 the queue passes a quarter of its bound), appends the queue to the worker's spool segment
 (``predlog.spool``) in one write and wakes the worker's writer process (``predlog.writer``),
 which reads the spool, expands the rows and commits them with how far it read; a reporter
@@ -238,7 +240,9 @@ class PredictionLog:
         self._appender: spool.Appender | None = None
         self._writer: _WriterProcess | None = None
         self._reporter: threading.Thread | None = None
-        self._rows_in = 0  # rows accepted; only the event loop thread writes it
+        self._rows_in = 0  # rows accepted by record(); only the event loop thread writes it
+        self._burst_lock = threading.Lock()
+        self._burst_rows_in = 0  # rows accepted by record_burst(); under _burst_lock
         self._rows_taken = 0  # rows the shipper took from the queue; only it writes it
         self._progress = threading.Condition()
         self._rows_done = 0  # accepted rows now in the database or dropped; under _progress
@@ -248,8 +252,10 @@ class PredictionLog:
         self._disk_use = 0
         self._disk_checked = -math.inf
         self._last_warning: dict[str, float] = {}
-        # One encoder per thread: the request path's and the shipper's.
+        # One encoder per thread: the request path's, the bursts' (under _burst_lock) and the
+        # shipper's.
         self._record_encoder = msgspec.msgpack.Encoder()
+        self._burst_encoder = msgspec.msgpack.Encoder()
         self._frame_encoder = msgspec.msgpack.Encoder()
 
     # The request path ------------------------------------------------------------------
@@ -271,7 +277,7 @@ class PredictionLog:
         held in memory until the shipper spools them: one request may carry 1,000.
         """
         rows = len(labels)  # one label per patient
-        held = self._rows_in - self._rows_taken + rows
+        held = self._rows_in + self._burst_rows_in - self._rows_taken + rows
         if held > self.queue_size:
             self._drop(self.metrics.dropped_full, rows, "queue_full")
             return
@@ -289,6 +295,48 @@ class PredictionLog:
         self._rows_in += rows
         if held > self._wake_rows and not self._wake.is_set():
             self._wake.set()  # a burst: spool it before the interval is up
+
+    def record_burst(  # noqa: PLR0917 - the same order as record()
+        self,
+        version: str,
+        request_ids: list[str | None],
+        batch_sizes: list[int],
+        labels: Sequence[str],
+        probabilities: npt.NDArray[np.float32],
+        seconds: float,
+        role: str = "shadow",
+    ) -> None:
+        """Enqueue the answers of one model call over several requests, as one record.
+
+        ``batch_sizes[i]`` of ``labels`` (and rows of ``probabilities``), in order, answer
+        request ``request_ids[i]``; ``seconds`` is the call's. The writer stores one row per
+        patient, as ``record()`` would have with one call per request, without the inputs. Safe
+        from any thread (the shadows' calls it from theirs): its count of accepted rows is its
+        own, so ``record()`` on the event loop stays the only writer of ``_rows_in``. The bound
+        takes the whole burst or none of it.
+        """
+        rows = len(labels)
+        logged = LoggedRequest(
+            time.time(),
+            None,
+            version,
+            b"",
+            list(labels),
+            np.asarray(probabilities, dtype=np.float32).tobytes(),
+            seconds * 1000.0,
+            role,
+            request_ids,
+            batch_sizes,
+        )
+        with self._burst_lock:
+            held = self._rows_in + self._burst_rows_in - self._rows_taken + rows
+            if held > self.queue_size:
+                self._drop(self.metrics.dropped_full, rows, "queue_full")
+                return
+            self._queue.append((msgspec.Raw(self._burst_encoder.encode(logged)), rows))
+            self._burst_rows_in += rows
+        if held > self._wake_rows and not self._wake.is_set():
+            self._wake.set()
 
     def _drop(self, counter: Counter, rows: int, reason: str) -> None:
         counter.inc(rows)
@@ -365,7 +413,7 @@ class PredictionLog:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything accepted so far is in the database (or dropped)."""
-        target = self._rows_in
+        target = self._rows_in + self._burst_rows_in
         self._wake.set()
         with self._progress:
             return self._progress.wait_for(lambda: self._rows_done >= target, timeout)
@@ -384,7 +432,7 @@ class PredictionLog:
         """Rows this worker accepted that are not in the database yet."""
         with self._progress:
             spooled = self._spooled_rows
-        return self._rows_in - self._rows_taken + spooled
+        return self._rows_in + self._burst_rows_in - self._rows_taken + spooled
 
     @property
     def writer_pid(self) -> int | None:
@@ -497,7 +545,7 @@ class PredictionLog:
             spooled = self._spooled_rows
             oldest_own = self._spooled[0].ts if self._spooled else None
         adopted_rows, adopted_oldest = self._adopted
-        memory = self._rows_in - self._rows_taken
+        memory = self._rows_in + self._burst_rows_in - self._rows_taken
         oldest = min((t for t in (oldest_own, adopted_oldest) if t is not None), default=None)
         self.metrics.queue_depth.set(memory + spooled + adopted_rows)
         self.metrics.lag.set(0.0 if oldest is None else max(0.0, time.time() - oldest))

@@ -120,6 +120,38 @@ def expand(request: LoggedRequest, *, with_inputs: bool, worker: str) -> list[Ro
     ]
 
 
+def expand_burst(request: LoggedRequest, *, worker: str) -> list[list[Row]]:
+    """The rows of a burst (``request.request_ids``), one list per request, in order.
+
+    A burst holds shadow answers: like a shadow's request, its rows keep the class, latency
+    and request id, not the inputs (the answered row of the same request id has them) nor the
+    probabilities.
+
+    Raises:
+        ValueError: the requests' sizes do not add up to the labels, or the probabilities are
+            not one row of every class per patient.
+    """
+    ids, sizes, labels = request.request_ids, request.batch_sizes, request.labels
+    if len(ids) != len(sizes) or sum(sizes) != len(labels) or min(sizes, default=0) < 0:
+        raise ValueError(f"{len(labels)} labels for {len(ids)} requests of sizes {sizes}")
+    if len(request.probabilities) != len(labels) * _ONE_ROW.size:
+        raise ValueError(
+            f"{len(request.probabilities)} bytes of probabilities for {len(labels)} patients"
+        )
+    ts, version, latency_ms, role = request.ts, request.version, request.latency_ms, request.role
+    expanded: list[list[Row]] = []
+    start = 0
+    for request_id, size in zip(ids, sizes, strict=True):
+        expanded.append(
+            [
+                (ts, request_id, i, size, version, label, latency_ms, *_NO_INPUTS, worker, role)
+                for i, label in enumerate(labels[start : start + size])
+            ]
+        )
+        start += size
+    return expanded
+
+
 class RecordedInputs(msgspec.Struct, frozen=True):
     """The patient as it was sent (the feature contract's field names)."""
 

@@ -38,7 +38,10 @@ class WriterConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LoggedRequest(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """One answered request: its body, and a label and probabilities for each of its patients."""
+    """One answered request: its body, and a label and probabilities for each of its patients.
+
+    Or a burst of requests one version predicted in one call (``request_ids``).
+    """
 
     ts: float
     request_id: str | None
@@ -52,8 +55,14 @@ class LoggedRequest(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """float32, one row per patient, the classes in the contract's order."""
     latency_ms: float
     role: str = "primary"
-    """primary, candidate or shadow (``serving.inference.service.Role``); last and defaulted,
-    so the frames an older worker spooled still decode."""
+    """primary, candidate or shadow (``serving.inference.service.Role``); defaulted, like the
+    fields after it, so the frames an older worker spooled still decode."""
+    request_ids: list[str | None] = msgspec.field(default_factory=list)
+    """Empty for one request. Otherwise a burst: the answers of one model call over several
+    requests (the shadows'), each request's id in order; ``request_id`` is then None, ``body``
+    empty and ``latency_ms`` the call's, shared by every row."""
+    batch_sizes: list[int] = msgspec.field(default_factory=list)
+    """A burst: how many of ``labels`` (patients) belong to each of ``request_ids``."""
 
 
 ReportKind = Literal[

@@ -32,7 +32,7 @@ import msgspec
 
 from serving.monitoring.predlog import spool
 from serving.monitoring.predlog.backends import Backend, Connection, open_backend
-from serving.monitoring.predlog.records import Row, expand
+from serving.monitoring.predlog.records import Row, expand, expand_burst
 from serving.monitoring.predlog.wire import (
     LoggedRequest,
     Report,
@@ -281,9 +281,10 @@ class Writer:
         return True
 
     def expand(self, stream: Stream, frames: list[spool.Frame]) -> list[list[Row]]:
-        """The rows of the frames' requests; one that cannot be expanded is reported.
+        """The rows of the frames' requests, one list per request (a burst gives several).
 
-        That would be a bug in the worker, not a database problem: the rest is still written.
+        A record that cannot be expanded is reported: that would be a bug in the worker, not a
+        database problem, so the rest is still written.
         Inputs are stored if the setting says so now and the record has them.
         """
         expanded: list[list[Row]] = []
@@ -298,7 +299,12 @@ class Writer:
             for request in requests:
                 with_inputs = self.config.record_inputs and bool(request.body)
                 try:
-                    expanded.append(expand(request, with_inputs=with_inputs, worker=stream.worker))
+                    if request.request_ids:
+                        expanded.extend(expand_burst(request, worker=stream.worker))
+                    else:
+                        expanded.append(
+                            expand(request, with_inputs=with_inputs, worker=stream.worker)
+                        )
                 except ValueError as exc:
                     self.report("malformed", requests=1, rows=len(request.labels), message=str(exc))
         return expanded
