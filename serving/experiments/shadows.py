@@ -102,7 +102,8 @@ class ShadowQueue:
             return False
         batch = [patients] if isinstance(patients, Patient) else patients
         self._jobs.append(ShadowJob(models, batch, request_id))
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes a lock every time; the job is queued first
+            self._wake.set()
         return True
 
     @property
