@@ -24,6 +24,7 @@ METADATA_FILE: Final = "metadata.json"
 CONFUSION_MATRIX_FILE: Final = "confusion_matrix.png"
 EXPLAINER_FILE: Final = "explainer.onnx"
 BACKGROUND_FILE: Final = "background.csv"
+CELL_TABLE_FILE: Final = "cells.npz"
 # The ONNX outputs, as plain tensors (no ZipMap): the label and one probability per class.
 LABEL_OUTPUT: Final = "label"
 PROBABILITIES_OUTPUT: Final = "probabilities"
@@ -148,6 +149,34 @@ class Explanations(msgspec.Struct, frozen=True):
     gate: ExplanationGate
 
 
+class CellTableGate(msgspec.Struct, frozen=True):
+    """How the cell table compared with ``model.onnx`` before the version was published.
+
+    ``cases`` were run as one batch; ``single_cases`` (every cell, every edge case) also one
+    patient per call. A mismatch is a different label or any probability's bits.
+    """
+
+    cases: int
+    groups: dict[str, int]
+    mismatches: int
+    single_cases: int
+    single_mismatches: int
+
+    @property
+    def passed(self) -> bool:
+        """True when every case matched."""
+        return self.mismatches == 0 and self.single_mismatches == 0
+
+
+class CellTableInfo(msgspec.Struct, frozen=True):
+    """The model's answers per cell (``cells.npz``), which serving looks up (drugclf.cells)."""
+
+    sha256: str
+    cells: int
+    cells_per_input: dict[str, int]
+    gate: CellTableGate
+
+
 class InputSpec(msgspec.Struct, frozen=True):
     """One ONNX graph input: a raw feature as a column tensor of shape [N, 1]."""
 
@@ -197,6 +226,9 @@ class ArtifactMetadata(msgspec.Struct, frozen=True):
     """The explainer, bound by its sha256; None for exports without one (older, or too many
     cells to precompute: ``explanations_skipped`` says why)."""
     explanations_skipped: str | None = None
+    cell_table: CellTableInfo | None = None
+    """The model's answer per cell, bound by its sha256; None for exports without one (older,
+    or more cells than the explainer's cap): serving then runs ``model.onnx``."""
 
 
 class ArtifactError(Exception):
@@ -267,6 +299,17 @@ def read_explainer(version_dir: Path, meta: ArtifactMetadata) -> bytes | None:
             f"{explanations.background_rows}"
         )
     return data
+
+
+def read_cell_table(version_dir: Path, meta: ArtifactMetadata) -> bytes | None:
+    """The bytes of ``cells.npz``, checked like the model; None when the version has none.
+
+    Raises:
+        ArtifactError: the file is missing, a link, or not the one the metadata describes.
+    """
+    if meta.cell_table is None:
+        return None
+    return _bound_file(version_dir / CELL_TABLE_FILE, meta.cell_table.sha256, "cell table")
 
 
 def _bound_file(path: Path, sha256: str | None, what: str) -> bytes:

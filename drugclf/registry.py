@@ -32,6 +32,7 @@ from drugclf.artifact import (
     MODEL_FILE,
     ArtifactError,
     ArtifactMetadata,
+    read_cell_table,
     read_explainer,
     read_metadata,
     read_model,
@@ -60,6 +61,7 @@ def _check_files(folder: Path) -> None:
     meta = read_metadata(folder)
     read_model(folder, meta)
     read_explainer(folder, meta)
+    read_cell_table(folder, meta)
 
 
 class RegistryError(Exception):

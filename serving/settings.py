@@ -27,7 +27,7 @@ EventLoop = Literal["uvloop", "asyncio"]
 
 @dataclass(frozen=True, slots=True)
 class OrtThreads:
-    """How many threads a model call may use.
+    """How a model call runs: its threads, and whether a cell table answers instead.
 
     ``per_call`` onnxruntime threads for every call. A batch of at least ``large_batch_rows``
     patients is cut into ``large_batch`` slices that run at once, one per thread: a large batch
@@ -38,6 +38,8 @@ class OrtThreads:
     per_call: int = 1
     large_batch: int = 1
     large_batch_rows: int = 128
+    cell_table: bool = True
+    """Answer from a version's cell table when it has one (False: always run the session)."""
 
 
 class SettingsError(Exception):
@@ -87,7 +89,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ort_large_batch_rows: Annotated[int, msgspec.Meta(ge=1)] = 128
     """The batch size from which ``ort_large_batch_threads`` apply."""
     micro_batching: bool = True
-    """Answer single-patient requests waiting at the same moment with one model call."""
+    """Answer single-patient requests waiting at the same moment with one model call (a
+    version answered from its cell table looks each patient up at once instead)."""
+    cell_table: bool = True
+    """Answer from a version's cell table (``cells.npz``, proved bit for bit at export) when it
+    has one; false always runs ``model.onnx`` (to compare the two)."""
     model_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = (
         "drug-classifier"
     )
@@ -187,11 +193,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return f"sqlite:///{self.data_folder() / 'predictions.db'}"
 
     def ort_threads(self) -> OrtThreads:
-        """The onnxruntime threads a model call may use."""
+        """How a model call runs: onnxruntime threads, and whether cell tables answer."""
         return OrtThreads(
             per_call=self.ort_intra_op_threads,
             large_batch=self.ort_large_batch_threads,
             large_batch_rows=self.ort_large_batch_rows,
+            cell_table=self.cell_table,
         )
 
     def worker_count(self) -> int:

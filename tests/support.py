@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
+import numpy as np
 
 from drugclf.artifact import METADATA_FILE, MODEL_FILE, ArtifactMetadata, read_metadata
-from drugclf.contract import SAMPLE_PATIENT
+from drugclf.contract import AGE_MAX, AGE_MIN, NA_TO_K_MAX, SAMPLE_PATIENT, Patient
 from drugclf.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,3 +165,18 @@ def point_current_at(registry: Registry, version: str) -> None:
     tmp.unlink(missing_ok=True)
     os.symlink(version, tmp)
     os.replace(tmp, registry.current_link)
+
+
+def random_patients(n: int, seed: int = 3) -> list[Patient]:
+    """``n`` valid patients drawn across the whole contract (every age, ratios up to the cap)."""
+    rng = np.random.default_rng(seed)
+    return [
+        Patient(
+            Age=int(rng.integers(AGE_MIN, AGE_MAX + 1)),
+            Sex=str(rng.choice(["F", "M"])),  # type: ignore[arg-type]
+            BP=str(rng.choice(["HIGH", "LOW", "NORMAL"])),  # type: ignore[arg-type]
+            Cholesterol=str(rng.choice(["HIGH", "NORMAL"])),  # type: ignore[arg-type]
+            Na_to_K=float(rng.uniform(1e-3, NA_TO_K_MAX)),
+        )
+        for _ in range(n)
+    ]

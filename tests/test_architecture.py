@@ -145,12 +145,19 @@ RULES: Final = [
     ),
     Rule(
         "drugclf-msgspec-only",
-        "drugclf needs nothing but the standard library and msgspec",
+        "drugclf needs nothing but the standard library and msgspec (drugclf.cells: numpy too)",
         "drugclf",
         lambda i: (
             i.imported.partition(".")[0] not in sys.stdlib_module_names
             and not _within(i.imported, "drugclf", "msgspec")
+            and not (i.importer == "drugclf.cells" and _within(i.imported, "numpy"))
         ),
+    ),
+    Rule(
+        "drugclf-cells-apart",
+        "no drugclf module imports drugclf.cells, so a base install (msgspec only) imports them all",
+        "drugclf",
+        lambda i: _within(i.imported, "drugclf.cells") and i.importer != "drugclf.cells",
     ),
     Rule(
         "serving-no-training",

@@ -42,6 +42,7 @@ from drugclf.registry import Registry, RegistryError
 from training import explore as exploration
 from training import optimize as optimization
 from training.batch.files import DEFAULT_BLOCKSIZE, file_format
+from training.cell_table import CellTableGateError
 from training.dataset import DatasetError, load_dataset, require_trainable
 from training.evaluate import CV_FOLDS
 from training.explain_csv import explain_csv
@@ -672,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ParityError, ExplanationGateError) as exc:
+    except (ParityError, ExplanationGateError, CellTableGateError) as exc:
         errors.print(f"error: export refused, nothing published.\n{exc}")
         return EXIT_PARITY
     except (DatasetError, RunError, RegistryError, ArtifactError, MirrorError) as exc:

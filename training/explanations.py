@@ -32,6 +32,7 @@ from drugclf.artifact import (
 )
 from drugclf.contract import CLASSES, FEATURE_NAMES
 from training.explainer_onnx import explainer_model
+from training.gates import GateError, GateReport
 from training.parity import onnx_feeds
 from training.shapley import (
     PROBABILITY_CAP,
@@ -51,12 +52,11 @@ MAX_CELLS: Final = 500_000
 this cap). Above it the version is published without explanations (docs/explanations.md)."""
 
 
-class ExplanationGateError(Exception):
-    """The explainer does not match the model: the version is not published."""
+ExplanationReport = GateReport[ExplanationGate]
 
-    def __init__(self, report: ExplanationReport) -> None:
-        super().__init__(report.describe())
-        self.report = report
+
+class ExplanationGateError(GateError[ExplanationGate]):
+    """The explainer does not match the model: the version is not published."""
 
 
 @dataclass(frozen=True)
@@ -69,31 +69,6 @@ class Explainer:
     background_csv: bytes
     background_rows: int
     importance: dict[str, dict[str, float]]
-
-
-@dataclass(frozen=True)
-class ExplanationReport:
-    """The gate's outcome, with the first failing cases for a readable refusal."""
-
-    gate: ExplanationGate
-    first_failures: pd.DataFrame
-
-    @property
-    def passed(self) -> bool:
-        """Whether every case held."""
-        return self.gate.passed
-
-    def describe(self) -> str:
-        """One line for humans, plus the first failures when there are any."""
-        g = self.gate
-        line = (
-            f"explanations: {g.efficiency_failures} efficiency failures and "
-            f"{g.python_mismatches} onnxruntime/Python mismatches over {g.cases} cases "
-            f"(max |base + sum - p| {g.max_efficiency_error:.2e}, tolerance {g.tolerance:g})"
-        )
-        if self.passed:
-            return line
-        return f"{line}\nfirst failures:\n{self.first_failures.to_string(index=False)}"
 
 
 def build_explainer(
@@ -173,7 +148,12 @@ def check_explainer(
         max_python_diff=float(python_diff.max()),
         tolerance=tolerance,
     )
-    report = ExplanationReport(gate=gate, first_failures=first)
+    line = (
+        f"explanations: {gate.efficiency_failures} efficiency failures and "
+        f"{gate.python_mismatches} onnxruntime/Python mismatches over {gate.cases} cases "
+        f"(max |base + sum - p| {gate.max_efficiency_error:.2e}, tolerance {gate.tolerance:g})"
+    )
+    report = ExplanationReport(gate=gate, line=line, first_failures=first)
     logger.info(report.describe().splitlines()[0])
     return report
 

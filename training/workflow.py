@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 
 from drugclf.artifact import (
     BACKGROUND_FILE,
+    CELL_TABLE_FILE,
     CONFUSION_MATRIX_FILE,
     EXPLAINER_FILE,
     FORMAT_VERSION,
@@ -36,6 +37,12 @@ from drugclf.artifact import (
 )
 from drugclf.contract import CATEGORICAL_FEATURES, CLASSES, FIELDS, FIELDS_BY_NAME, NUMERIC_FEATURES
 from drugclf.registry import Registry
+from training.cell_table import (
+    CellTableGateError,
+    build_cell_table,
+    cell_table_metadata,
+    check_cell_table,
+)
 from training.dataset import Dataset, DatasetError, load_dataset, require_trainable
 from training.evaluate import CV_FOLDS, evaluate, save_confusion_matrix
 from training.explanations import (
@@ -235,11 +242,14 @@ def export_run(
     """Convert to ONNX, prove parity, publish as a new version and (by default) promote it.
 
     The exact Shapley explainer is built over the training rows and gated beside the model
-    (``training.explanations``); a model with too many cells is published without one.
+    (``training.explanations``), and so is the table of the model's answer per cell that
+    serving looks up (``training.cell_table``); a model with too many cells is published
+    without either.
 
     Raises:
         ParityError: ONNX and scikit-learn disagree; nothing is published.
         ExplanationGateError: the explainer does not match the model; nothing is published.
+        CellTableGateError: the cell table does not answer as the model; nothing is published.
     """
     if run.record.metrics is None:
         run = evaluate_run(run, store)
@@ -264,6 +274,11 @@ def export_run(
         explained = check_explainer(explainer, onnx_bytes, groups)
         if not explained.passed:
             raise ExplanationGateError(explained)
+        table = build_cell_table(explainer.grid, onnx_bytes)
+        table_bytes = table.to_bytes()
+        tabled = check_cell_table(table, onnx_bytes, groups)
+        if not tabled.passed:
+            raise CellTableGateError(tabled)
 
     created = datetime.now(UTC)
     model_sha256 = sha256_hex(onnx_bytes)
@@ -303,6 +318,9 @@ def export_run(
             else explanations_metadata(explainer, explained)
         ),
         explanations_skipped=explainer if isinstance(explainer, str) else None,
+        cell_table=(
+            None if isinstance(explainer, str) else cell_table_metadata(table, table_bytes, tabled)
+        ),
     )
     staging = registry.staging_dir()
     try:
@@ -310,6 +328,7 @@ def export_run(
         if not isinstance(explainer, str):
             (staging / EXPLAINER_FILE).write_bytes(explainer.onnx_bytes)
             (staging / BACKGROUND_FILE).write_bytes(explainer.background_csv)
+            (staging / CELL_TABLE_FILE).write_bytes(table_bytes)
         save_confusion_matrix(
             metrics.confusion_matrix,
             staging / CONFUSION_MATRIX_FILE,

@@ -3,6 +3,10 @@
 ``DrugModel.load`` refuses an artifact whose metadata does not match the ONNX session or the
 feature contract; ``predict`` takes decoded patients and returns labels and probabilities. No
 HTTP here, no scikit-learn, no pandas: the preprocessing is inside the ONNX graph.
+
+A version exported with a cell table (``drugclf.cells``: the model's answer in each cell of the
+grid it is constant on, proved bit for bit at export) answers by looking the patient's cell up,
+and the table is checked against the session again at load. Without one, the session answers.
 """
 
 from __future__ import annotations
@@ -21,16 +25,19 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from drugclf.artifact import (
+    CELL_TABLE_FILE,
     EXPLAINER_FILE,
     LABEL_OUTPUT,
     MODEL_FILE,
     PROBABILITIES_OUTPUT,
     ArtifactError,
     ArtifactMetadata,
+    read_cell_table,
     read_explainer,
     read_metadata,
     read_model,
 )
+from drugclf.cells import CellTable, CellTableError
 from drugclf.contract import CLASSES, FEATURE_NAMES, FIELDS, SAMPLE_PATIENT, Patient
 from serving.inference.explainer import Explainer
 from serving.settings import OrtThreads
@@ -43,6 +50,8 @@ _ELEMENT_TYPES: Final[dict[str, tuple[str, Any]]] = {
     "double": ("tensor(double)", np.float64),
     "string": ("tensor(string)", object),
 }
+# Cells a load checks against the session (all of a small table; evenly spread in a large one).
+_CHECKED_CELLS = 4096
 # What the contract says each feature is, as an ONNX element type.
 _CONTRACT_TYPES: Final = {"integer": "int64", "number": "double", "category": "string"}
 
@@ -110,9 +119,12 @@ class DrugModel:
         *,
         threads: OrtThreads | None = None,
         explainer: Explainer | None = None,
+        table: CellTable | None = None,
     ) -> None:
         self.session = session
         self.explainer = explainer
+        self.table = table
+        """The answers per cell this version looks up (None: the session answers)."""
         """Exact Shapley values of this version (None: exported without them)."""
         self.threads = threads or OrtThreads()
         # Looked up once: the process's pool for the slices beyond the first.
@@ -152,7 +164,12 @@ class DrugModel:
             explainer_path = version_dir / EXPLAINER_FILE
             explainer = Explainer(_session(explainer_bytes, explainer_path, 1), metadata)
             _check_session(explainer.session, metadata, explainer_path, model_outputs=False)
-        model = cls(session, metadata, version_dir, threads=threads, explainer=explainer)
+        table = None
+        if threads.cell_table:
+            table = _load_table(version_dir, metadata, session)
+        model = cls(
+            session, metadata, version_dir, threads=threads, explainer=explainer, table=table
+        )
         # Fail at load, not on the first request.
         sample = model.predict([SAMPLE_PATIENT])
         if explainer is not None:
@@ -160,7 +177,10 @@ class DrugModel:
         return model
 
     def predict(self, patients: Sequence[Patient]) -> Predictions:
-        """Predict a batch in one onnxruntime call (the order of ``patients`` is kept)."""
+        """Predict a batch in one onnxruntime call, or by lookup (the order is kept)."""
+        if self.table is not None:
+            found, looked_up = self.table.predict(patients)
+            return Predictions(labels=found, probabilities=looked_up)
         n = len(patients)
         feeds = columns(patients)
         parts = min(self.threads.large_batch, n)  # never an empty slice
@@ -200,7 +220,11 @@ class DrugModel:
 
         Building five numpy arrays costs more than filling five cells; the arrays belong to the
         calling thread (an event loop runs one ``session.run`` at a time), so reuse is safe.
+        With a cell table, the probabilities are a read-only view of the table's row.
         """
+        if self.table is not None:
+            labels, row = self.table.predict_one(patient)
+            return Predictions(labels=labels, probabilities=row)
         feeds: dict[str, Any] | None = getattr(self._local, "feeds", None)
         if feeds is None:
             feeds = self._local.feeds = {
@@ -227,6 +251,43 @@ def _batch_pool(workers: int) -> ThreadPoolExecutor:
         if pool is None:
             pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="ort-batch")
         return pool
+
+
+def _load_table(
+    version_dir: Path, metadata: ArtifactMetadata, session: ort.InferenceSession
+) -> CellTable | None:
+    """The version's cell table, checked against its session; None when it has none.
+
+    The export gate proved the table bit for bit; this catches a table that belongs to another
+    model or a runtime that computes other bits than the one that exported it.
+
+    Raises:
+        ArtifactError: the file is damaged, or its answers are not the session's.
+    """
+    data = read_cell_table(version_dir, metadata)
+    if data is None:
+        return None
+    path = version_dir / CELL_TABLE_FILE
+    try:
+        table = CellTable.from_bytes(data)
+    except CellTableError as exc:
+        raise ArtifactError(f"{path}: {exc}") from exc
+    cells = np.unique(
+        np.linspace(0, table.cells - 1, min(table.cells, _CHECKED_CELLS)).astype(np.int64)
+    )
+    feeds = table.representative_columns(cells)
+    labels, probabilities = session.run([LABEL_OUTPUT, PROBABILITIES_OUTPUT], feeds)
+    _capped(probabilities)
+    looked_up_labels, looked_up = table.predict_columns(feeds)
+    differ = (looked_up_labels != labels.reshape(-1)) | np.any(
+        looked_up.view(np.uint32) != probabilities.view(np.uint32), axis=1
+    )
+    if differ.any():
+        raise ArtifactError(
+            f"{path}: the table answers {int(differ.sum())} of {len(cells)} checked cells "
+            "otherwise than the model; it belongs to another model"
+        )
+    return table
 
 
 def _session(model: bytes, model_path: Path, threads: int) -> ort.InferenceSession:

@@ -184,10 +184,11 @@ class PredictionService:
         version, and the micro-batcher never mixes versions in one call.
         """
         if isinstance(patients, Patient):
-            if self._batcher is not None:
+            model = chosen or self.model
+            # A lookup costs the same alone or in a burst: only a session gains from sharing.
+            if self._batcher is not None and model.table is None:
                 model, result = await self._batcher.predict(patients, chosen)
             else:
-                model = chosen or self.model
                 result = model.predict_one(patients)
             self.metrics.observe_prediction(result.labels[0])
         else:

@@ -49,3 +49,22 @@ def explanations_fail(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
             workflow, "check_explainer", partial(explanations.check_explainer, tolerance=-1.0)
         )
         run_job(spec, emit)
+
+
+def cell_table_fails(spec: JobSpec, emit: Callable[[JobEvent], None]) -> None:
+    """The real job, with one probability of the cell table one float32 step off."""
+    import numpy as np
+
+    from drugclf.cells import CellTable
+    from training import cell_table, workflow
+    from training.job import run_job
+
+    def tampered(grid: object, model_bytes: bytes) -> CellTable:
+        table = cell_table.build_cell_table(grid, model_bytes)  # type: ignore[arg-type]
+        probabilities = table.probabilities.copy()
+        probabilities[0, 0] = np.nextafter(probabilities[0, 0], np.float32(2.0))
+        return CellTable(table.numeric, table.categories, table.label_indices, probabilities)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(workflow, "build_cell_table", tampered)
+        run_job(spec, emit)

@@ -110,8 +110,9 @@ def test_force_promotes_a_worse_model(client: TestClient[Litestar], registry: Re
     [
         ("tests.retrain.fakes:parity_fails", "the parity gate failed"),
         ("tests.retrain.fakes:explanations_fail", "the explanation gate failed"),
+        ("tests.retrain.fakes:cell_table_fails", "the cell table gate failed"),
     ],
-    ids=["parity", "explanation-gate"],
+    ids=["parity", "explanation-gate", "cell-table-gate"],
 )
 def test_a_failed_gate_publishes_nothing_and_the_old_model_keeps_serving(
     make_client: Callable[..., TestClient[Litestar]],

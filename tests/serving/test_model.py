@@ -7,16 +7,18 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from drugclf.artifact import MODEL_FILE, ArtifactError, sha256_hex
+from drugclf.artifact import CELL_TABLE_FILE, MODEL_FILE, ArtifactError, sha256_hex
+from drugclf.cells import CellTable
 from drugclf.contract import CLASSES, SAMPLE_PATIENT, Patient
 from drugclf.registry import Registry
 from serving.inference.model import DrugModel
 from serving.settings import OrtThreads
-from tests.support import point_current_at
+from tests.support import point_current_at, random_patients
 
 from .conftest import DATA, Trained
 
@@ -62,9 +64,10 @@ def test_probabilities_never_exceed_one(model: DrugModel) -> None:
 
 def test_large_batches_run_in_slices_with_bit_identical_answers(trained: Trained) -> None:
     folder = Registry(trained.artifacts_dir).resolve_current()
-    single = DrugModel.load(folder)
+    single = DrugModel.load(folder, threads=OrtThreads(cell_table=False))
     sliced = DrugModel.load(
-        folder, threads=OrtThreads(per_call=1, large_batch=3, large_batch_rows=64)
+        folder,
+        threads=OrtThreads(per_call=1, large_batch=3, large_batch_rows=64, cell_table=False),
     )
     patients = _dataset_patients()
     for batch in (patients[:63], patients[:64], patients[:65], patients):
@@ -75,7 +78,9 @@ def test_large_batches_run_in_slices_with_bit_identical_answers(trained: Trained
     alone = np.concatenate([single.predict_one(p).probabilities for p in patients])
     assert np.array_equal(sliced.predict(patients).probabilities, alone)
     # More slices than patients: each slice gets one, none is an empty call.
-    fine = DrugModel.load(folder, threads=OrtThreads(large_batch=8, large_batch_rows=1))
+    fine = DrugModel.load(
+        folder, threads=OrtThreads(large_batch=8, large_batch_rows=1, cell_table=False)
+    )
     session, sizes = fine.session, []
 
     class Counting:
@@ -249,3 +254,59 @@ def test_model_loads_from_a_version_copied_elsewhere(trained: Trained, tmp_path:
     target = tmp_path / trained.version
     shutil.copytree(trained.artifacts_dir / trained.version, target)
     assert DrugModel.load(target).version == trained.version
+
+
+def test_the_cell_table_answers_as_the_session_bit_for_bit(trained: Trained) -> None:
+    folder = Registry(trained.artifacts_dir).resolve_current()
+    looked_up = DrugModel.load(folder)
+    session = DrugModel.load(folder, threads=OrtThreads(cell_table=False))
+    assert looked_up.table is not None and session.table is None
+    patients = _dataset_patients() + random_patients(3_000)
+    expected, got = session.predict(patients), looked_up.predict(patients)
+    assert got.labels == expected.labels
+    assert np.array_equal(got.probabilities.view(np.uint32), expected.probabilities.view(np.uint32))
+    for p in patients[:500]:
+        one, reference = looked_up.predict_one(p), session.predict_one(p)
+        assert one.labels == reference.labels
+        assert np.array_equal(one.probabilities, reference.probabilities)
+        assert one.probabilities.shape == (1, len(CLASSES))
+
+
+def test_a_version_without_a_table_answers_from_its_session(
+    registry_copy: Registry, trained: Trained, rewrite_metadata: Callable[..., None]
+) -> None:
+    """A version exported before cell tables (or above the cell cap) loads as before."""
+    folder = registry_copy.root / trained.version
+    (folder / CELL_TABLE_FILE).unlink()
+    with pytest.raises(ArtifactError, match=r"cannot read .*cells\.npz"):
+        DrugModel.load(folder)
+    rewrite_metadata(folder, lambda m: m.update(cell_table=None))
+    model = DrugModel.load(folder)
+    assert model.table is None
+    assert model.predict_one(P).labels == model.predict([P]).labels
+
+
+def test_a_table_of_another_model_is_refused_at_load(
+    registry_copy: Registry, trained: Trained, rewrite_metadata: Callable[..., None]
+) -> None:
+    """Bound by its sha256 and still refused: its answers are not the session's."""
+    folder = registry_copy.root / trained.version
+    table = CellTable.from_bytes((folder / CELL_TABLE_FILE).read_bytes())
+    probabilities = table.probabilities.copy()
+    probabilities[0, 0] = np.nextafter(probabilities[0, 0], np.float32(2.0))
+    other = CellTable(table.numeric, table.categories, table.label_indices, probabilities)
+    data = other.to_bytes()
+    (folder / CELL_TABLE_FILE).write_bytes(data)
+    with pytest.raises(ArtifactError, match="not the cell table its metadata describes"):
+        DrugModel.load(folder)
+
+    def rebind(meta: dict[str, Any]) -> None:
+        meta["cell_table"]["sha256"] = sha256_hex(data)
+
+    rewrite_metadata(folder, rebind)
+    with pytest.raises(ArtifactError, match=r"answers 1 of 192 checked cells otherwise"):
+        DrugModel.load(folder)
+    (folder / CELL_TABLE_FILE).write_bytes(b"garbage")
+    rewrite_metadata(folder, lambda m: m["cell_table"].update(sha256=sha256_hex(b"garbage")))
+    with pytest.raises(ArtifactError, match=r"cells\.npz: not a cell table"):
+        DrugModel.load(folder)

@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 
 from drugclf.artifact import (
     BACKGROUND_FILE,
+    CELL_TABLE_FILE,
     CONFUSION_MATRIX_FILE,
     EXPLAINER_FILE,
     MODEL_FILE,
@@ -39,6 +40,7 @@ def test_export_publishes_a_complete_self_describing_version(exported: Exported)
         CONFUSION_MATRIX_FILE,
         EXPLAINER_FILE,
         BACKGROUND_FILE,
+        CELL_TABLE_FILE,
     }
     meta = read_metadata(folder)
     assert meta.classes == list(CLASSES)
