@@ -1,6 +1,7 @@
-"""In-process timings: the exported ONNX model in onnxruntime against the scikit-learn pipeline.
+"""In-process timings: onnxruntime, the scikit-learn pipeline and the version's cell table.
 
-Both sides get the same patients, already in the form they take (column tensors for
+The cell table (the answer per cell that serving looks up) is timed when the version has one.
+Every side gets the same patients, already in the form they take (column tensors for
 onnxruntime, a typed DataFrame for scikit-learn), so the figures compare the models, not the
 input conversion. onnxruntime runs with serving's own session options (one thread, no spinning).
 The scikit-learn side is the fitted pipeline training kept in its run folder (``pipeline.pkl``,
@@ -22,7 +23,14 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
-from drugclf.artifact import LABEL_OUTPUT, MODEL_FILE, PROBABILITIES_OUTPUT, ArtifactMetadata
+from drugclf.artifact import (
+    LABEL_OUTPUT,
+    MODEL_FILE,
+    PROBABILITIES_OUTPUT,
+    ArtifactMetadata,
+    read_cell_table,
+)
+from drugclf.cells import CellTable
 from drugclf.contract import FEATURE_NAMES
 from loadtests.bench.stats import Spread, percentile
 from loadtests.patients import PatientSource, load_dataset
@@ -47,6 +55,9 @@ class InProcessResult(msgspec.Struct, frozen=True):
     onnx_rows_per_s: dict[int, Spread]
     sklearn_rows_per_s: dict[int, Spread]
     sklearn_source: str
+    table_latency: LatencyFigures | None = None
+    """The cell table's lookup (``CellTable.predict_columns``); None: the version has none."""
+    table_rows_per_s: dict[int, Spread] | None = None
 
     @property
     def latency_ratio(self) -> float:
@@ -140,8 +151,10 @@ def run_inprocess(
     quick: bool = False,
     seed: int = 0,
 ) -> InProcessResult:
-    """Measure both sides, interleaved repeat by repeat so noise hits both alike."""
+    """Measure every side, interleaved repeat by repeat so noise hits them alike."""
     session = load_session(version_dir)
+    table_bytes = read_cell_table(version_dir, metadata)
+    table = CellTable.from_bytes(table_bytes) if table_bytes is not None else None
     sklearn_pipeline, source = load_sklearn(metadata, runs_dir, data_path)
     patients = PatientSource(random.Random(seed), load_dataset(data_path))
     outputs = [LABEL_OUTPUT, PROBABILITIES_OUTPUT]
@@ -162,6 +175,8 @@ def run_inprocess(
     sklearn_repeats: list[list[float]] = []
     onnx_rates: dict[int, list[float]] = {size: [] for size in BATCH_SIZES}
     sklearn_rates: dict[int, list[float]] = {size: [] for size in BATCH_SIZES}
+    table_repeats: list[list[float]] = []
+    table_rates: dict[int, list[float]] = {size: [] for size in BATCH_SIZES}
 
     def run_onnx(feeds: dict[str, Any]) -> object:
         return session.run(outputs, feeds)
@@ -178,6 +193,13 @@ def run_inprocess(
             sk_time = percentile(_call_times_us(predict_sklearn, [batches[size]], calls), 50)
             onnx_rates[size].append(size / (onnx_time / 1e6))
             sklearn_rates[size].append(size / (sk_time / 1e6))
+        if table is not None:
+            look_up = table.predict_columns
+            table_repeats.append(_call_times_us(look_up, one_feeds, onnx_calls))
+            for size in BATCH_SIZES:
+                calls = 3 if quick else max(3, min(200, 20_000 // size))
+                table_time = percentile(_call_times_us(look_up, [batch_feeds[size]], calls), 50)
+                table_rates[size].append(size / (table_time / 1e6))
 
     return InProcessResult(
         onnx_latency=_latency(onnx_repeats),
@@ -185,4 +207,8 @@ def run_inprocess(
         onnx_rows_per_s={s: Spread.of(v) for s, v in onnx_rates.items()},
         sklearn_rows_per_s={s: Spread.of(v) for s, v in sklearn_rates.items()},
         sklearn_source=source,
+        table_latency=_latency(table_repeats) if table is not None else None,
+        table_rows_per_s=(
+            {s: Spread.of(v) for s, v in table_rates.items()} if table is not None else None
+        ),
     )

@@ -293,18 +293,29 @@ def _times(ratio: float, word: str) -> str:
 
 def _inprocess_section(result: InProcessResult) -> list[str]:
     p99_ratio = result.sklearn_latency.p99_us.median / result.onnx_latency.p99_us.median
+    table = result.table_latency
+    table_rates = result.table_rows_per_s
+
+    def looked_up(figure: Spread | None, onnx: Spread, *, rate: bool) -> list[str]:
+        if figure is None:
+            return []
+        ratio = figure.median / onnx.median if rate else onnx.median / figure.median
+        return [format_rate(figure) if rate else format_us(figure), _times(ratio, "faster")]
+
     rows = [
         [
             "one-row latency p50",
             format_us(result.onnx_latency.p50_us),
             format_us(result.sklearn_latency.p50_us),
             f"{result.latency_ratio:.0f}× lower",
+            *looked_up(table.p50_us if table else None, result.onnx_latency.p50_us, rate=False),
         ],
         [
             "one-row latency p99",
             format_us(result.onnx_latency.p99_us),
             format_us(result.sklearn_latency.p99_us),
             f"{p99_ratio:.0f}× lower",
+            *looked_up(table.p99_us if table else None, result.onnx_latency.p99_us, rate=False),
         ],
     ]
     for size in BATCH_SIZES:
@@ -315,16 +326,22 @@ def _inprocess_section(result: InProcessResult) -> list[str]:
                 format_rate(onnx),
                 format_rate(sklearn),
                 _times(onnx.median / sklearn.median, "more"),
+                *looked_up(table_rates[size] if table_rates else None, onnx, rate=True),
             ]
         )
+    header = ["", "onnxruntime", "scikit-learn", "onnxruntime vs scikit-learn"]
+    if table is not None:
+        header += ["cell table", "cell table vs onnxruntime"]
     return [
         "## 1. In-process: onnxruntime against the scikit-learn pipeline",
         "",
         "Same patients, already in each side's input form (column tensors; a typed DataFrame), "
         "so the model is timed, not the conversion. onnxruntime uses serving's session options "
-        f"(one thread). scikit-learn pipeline: {result.sklearn_source}.",
+        f"(one thread). scikit-learn pipeline: {result.sklearn_source}. The cell table is the "
+        "version's answer per cell, looked up from the same column tensors (what serving "
+        'answers with; docs/serving.md, "The cell table").',
         "",
-        *markdown_table(["", "onnxruntime", "scikit-learn", "onnxruntime vs scikit-learn"], rows),
+        *markdown_table(header, rows),
     ]
 
 

@@ -291,6 +291,7 @@ def test_quick_benchmark_runs_and_writes_its_report(served_artifacts: Path, tmp_
     for heading in ("## Targets", "## 1. In-process", "## 2. HTTP", "## 3. A 1,000", "## 4."):
         assert heading in text
     assert "`POST /bench/reference`" in text
+    assert "cell table vs onnxruntime" in text  # the served version has a cell table
     assert "Log rows dropped" in text
     assert "prediction log: no row dropped in the HTTP runs" in text  # the bench's server logs
     assert "Log drain" in text
