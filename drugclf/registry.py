@@ -52,7 +52,7 @@ def shown_name(name: str, limit: int = 40) -> str:
     return repr(name if len(name) <= limit else name[: limit - 3] + "...")
 
 
-def _check_files(folder: Path) -> None:
+def check_version_files(folder: Path) -> None:
     """Refuse what serving would refuse: the files a version's metadata binds, as recorded.
 
     Raises:
@@ -179,7 +179,7 @@ class Registry:
     def promote(self, version: str) -> None:
         """Point ``current`` at ``version`` atomically and record it in the history."""
         folder = self.contained(self.version_dir(version))
-        _check_files(folder)
+        check_version_files(folder)
         self._point_current_at(version)
         history = self.history()
         if not history or history[-1] != version:
@@ -200,7 +200,7 @@ class Registry:
             raise RegistryError("nothing to roll back to: no earlier promoted version exists")
         previous = history[-1]
         folder = self.contained(self.root / previous)
-        _check_files(folder)  # never roll back onto a damaged version
+        check_version_files(folder)  # never roll back onto a damaged version
         self._point_current_at(previous)
         self._write_history(history)
         logger.info("rolled back to %s", previous, extra={"model_version": previous})

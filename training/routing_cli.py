@@ -16,8 +16,7 @@ import msgspec
 from rich.console import Console
 
 from drugclf import routing
-from drugclf.artifact import read_metadata, read_model
-from drugclf.registry import Registry
+from drugclf.registry import Registry, check_version_files
 from drugclf.routing import Candidate, PolicyError, RoutingPolicy, Shadow
 
 EXIT_USER_ERROR = 2
@@ -81,7 +80,7 @@ def cmd_set(args: argparse.Namespace) -> None:
         _fail(f"policy refused, nothing written: {exc}")
     for version in policy.versions()[1:]:
         folder = registry.version_dir(version)
-        read_model(folder, read_metadata(folder))  # refuse what serving would refuse to load
+        check_version_files(folder)  # refuse what serving would refuse to load
     routing.write(registry, policy)
     console.print("traffic policy written; servers follow it within their reload interval")
     _show(policy, registry)

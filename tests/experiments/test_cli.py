@@ -62,3 +62,16 @@ def test_promote_says_it_ended_the_policy(
     )
     assert f"the traffic policy of primary {versions.primary} ended" in caplog.text
     assert routing.read(versions.registry) is None
+
+
+@pytest.mark.parametrize("damaged", ["cells.npz", "explainer.onnx"])
+def test_a_version_with_a_damaged_file_is_refused(
+    versions: Versions, capsys: pytest.CaptureFixture[str], damaged: str
+) -> None:
+    """Every file the metadata binds is checked, as promote checks them, not only the model."""
+    (versions.registry.version_dir(versions.shadow) / damaged).write_bytes(b"damaged")
+    code = _run(versions, "set", "--shadow", versions.shadow)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert damaged in err and "its metadata describes" in err
+    assert routing.read(versions.registry) is None
