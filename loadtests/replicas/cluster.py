@@ -104,6 +104,9 @@ class Cluster:
 
         Returns when every one of those processes is gone, not only the server's main one:
         until then the worker may still hold requests.
+
+        Raises:
+            RuntimeError: one of them is still alive ``KILL_TIMEOUT_S`` after the signal.
         """
         process = self.replicas[index].server.process
         assert process is not None
@@ -114,6 +117,12 @@ class Cluster:
         deadline = time.monotonic() + KILL_TIMEOUT_S
         while any(_alive(p) for p in group) and time.monotonic() < deadline:
             time.sleep(0.002)
+        lingering = [p.pid for p in group if _alive(p)]
+        if lingering:  # a scenario measured on from here would count a half-dead replica
+            raise RuntimeError(
+                f"replica {index}: processes {lingering} still alive {KILL_TIMEOUT_S} s after "
+                "SIGKILL"
+            )
 
     def restart(self, index: int) -> float:
         """Start a killed replica again on its port and data folder; seconds until ready."""
