@@ -6,12 +6,14 @@ scenarios (item 5); ``python -m loadtests.bench.experiments`` runs it alone, int
 model, then the policy, repeated), and adds the memory figures. The extra versions are copies
 of the served one under other names (the same forest, so the same cost per call): what is
 measured is the cost of the routing, the shadow calls and the extra sessions, not of a bigger
-model.
+model. ``--shadow-path`` measures instead, without a server, the CPU the shadow thread spends per
+shadowed request, and how much of it is the model calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -24,6 +26,7 @@ import msgspec
 
 from drugclf import routing
 from drugclf.artifact import METADATA_FILE, ArtifactError
+from drugclf.contract import Patient
 from drugclf.registry import Registry
 from drugclf.routing import Candidate, RoutingPolicy, Shadow
 from loadtests.bench.http_bench import PREDICT_EXPECT, bodies, metrics_text
@@ -35,6 +38,9 @@ SHADOW: Final = "29990101-000000-ab0002"
 CONNECTIONS: Final = 16
 SPLIT: Final = 0.1
 MIB: Final = 1 << 20
+BURST: Final = 50
+"""Requests per drained burst in ``shadow_path_cpu``: about what a worker gathers in the shadow
+thread's 20 ms at the rates the latency runs reach."""
 
 
 def clone(registry: Registry, name: str) -> str:
@@ -115,14 +121,95 @@ def measure_memory(registry: Registry, workers: int) -> dict[str, float]:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the figures as Markdown (for docs/experiments.md); 1 if any answer was wrong."""
+def shadow_path_cpu(registry: Registry, bursts: int = 60, repeats: int = 5) -> tuple[float, float]:
+    """CPU µs per shadowed request in the shadow thread, and in its model calls alone (medians).
+
+    No server: a shadow queue as a worker holds it (the prediction log on SQLite, whose writer
+    process is not counted; the CLI puts the metrics in multiprocess mode) is offered bursts of
+    ``BURST`` single patients, a tenth of them for a second version too (the primary listening
+    to the candidate's share), and drained as the shadow thread does; the same model calls are
+    then timed alone. Thread CPU time, not wall time: steadier than latency on a shared machine.
+    """
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from serving.experiments.shadows import ShadowQueue  # noqa: PLC0415
+    from serving.http.metrics import ServerMetrics  # noqa: PLC0415
+    from serving.inference.model import DrugModel  # noqa: PLC0415
+    from serving.monitoring.predlog.backends import open_backend  # noqa: PLC0415
+    from serving.monitoring.predlog.log import LogMetrics, PredictionLog  # noqa: PLC0415
+
+    version_dir = registry.resolve_current()
+    shadow, primary = DrugModel.load(version_dir), DrugModel.load(version_dir)
+    patients = [msgspec.json.decode(body, type=Patient) for body in bodies(seed=3, count=200)]
+    metrics = ServerMetrics()
+    path_us: list[float] = []
+    model_us: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="drugclf-shadow-log-") as tmp:
+        log = PredictionLog(
+            open_backend(f"sqlite:///{tmp}/predictions.db"),
+            LogMetrics(CollectorRegistry()),
+            spool_dir=Path(tmp) / "spool",
+        )
+        log.start()
+        queue = ShadowQueue(metrics, log, metrics.registry)
+        try:
+            for _ in range(repeats):
+                in_path = in_model = 0.0
+                for b in range(bursts):
+                    batch = [patients[(b * BURST + j) % len(patients)] for j in range(BURST)]
+                    for j, patient in enumerate(batch):
+                        listeners = (shadow, primary) if j % 10 == 0 else (shadow,)
+                        queue.offer(listeners, patient, f"r{b}-{j}")
+                    started = time.thread_time()
+                    queue.drain()
+                    in_path += time.thread_time() - started
+                    started = time.thread_time()
+                    shadow.predict(batch)
+                    primary.predict(batch[::10])
+                    in_model += time.thread_time() - started
+                    time.sleep(0.002)  # let the log's shipper take its turn, as it would
+                path_us.append(in_path * 1e6 / (bursts * BURST))
+                model_us.append(in_model * 1e6 / (bursts * BURST))
+        finally:
+            log.stop()
+    return statistics.median(path_us), statistics.median(model_us)
+
+
+def _report_shadow_path(artifacts_dir: Path) -> int:
+    # As in a worker, where each metric update writes a shared file; read when serving first
+    # imports prometheus_client, which this process has not done yet.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="drugclf-shadow-"))
+    try:
+        path_us, model_us = shadow_path_cpu(Registry(artifacts_dir))
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"shadow thread CPU per shadowed request: {path_us:.1f} µs, of which the model calls "
+        f"{model_us:.1f} µs (medians; bursts of {BURST} requests, 10 % of them for two versions)"
+    )
+    return 0
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--shadow-path",
+        action="store_true",
+        help="only the shadow thread's CPU per shadowed request (no server, no wrk)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures as Markdown (for docs/experiments.md); 1 if any answer was wrong."""
+    args = _arguments(argv)
+    if args.shadow_path:
+        return _report_shadow_path(args.artifacts_dir)
     try:  # fail now with a message, not with a server that dies before ready
         Registry(args.artifacts_dir).resolve_current()
         wrk_path()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from drugclf.registry import Registry
 from loadtests.bench import experiments
 
 METRICS = """\
@@ -28,3 +29,22 @@ def test_no_published_model_is_a_message_not_a_traceback(
 ) -> None:
     assert experiments.main(["--artifacts-dir", str(tmp_path / "none"), "--repeats", "1"]) == 2
     assert "error: no model published" in capsys.readouterr().err
+
+
+def test_the_shadow_path_is_measured_without_a_server(served_artifacts: Path) -> None:
+    path_us, model_us = experiments.shadow_path_cpu(Registry(served_artifacts), 2, 1)
+    assert path_us > model_us > 0  # the thread's work includes its model calls
+
+
+def test_the_shadow_path_option_prints_one_line(
+    served_artifacts: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # restored after the test
+    monkeypatch.setattr(experiments, "shadow_path_cpu", lambda registry: (8.5, 5.3))
+    assert experiments.main(["--artifacts-dir", str(served_artifacts), "--shadow-path"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "shadow thread CPU per shadowed request: 8.5 µs, of which the model calls 5.3 µs"
+    )
