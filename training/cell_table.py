@@ -46,6 +46,8 @@ CellTableReport = GateReport[CellTableGate]
 class CellTableGateError(GateError[CellTableGate]):
     """The cell table does not answer as the model does: the version is not published."""
 
+    gate_name = "cell table"
+
 
 def _serving_session(model_bytes: bytes) -> ort.InferenceSession:
     """``model.onnx`` as serving runs it: one thread, sequential (the bits depend on it)."""

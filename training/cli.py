@@ -42,11 +42,10 @@ from drugclf.registry import Registry, RegistryError
 from training import explore as exploration
 from training import optimize as optimization
 from training.batch.files import DEFAULT_BLOCKSIZE, file_format
-from training.cell_table import CellTableGateError
 from training.dataset import DatasetError, load_dataset, require_trainable
 from training.evaluate import CV_FOLDS
 from training.explain_csv import explain_csv
-from training.explanations import ExplanationGateError
+from training.gates import GateError
 from training.parity import DEFAULT_RANDOM_CASES
 from training.routing_cli import add_routing_command
 from training.runs import RunError, RunStore
@@ -673,7 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ParityError, ExplanationGateError, CellTableGateError) as exc:
+    except (ParityError, GateError) as exc:
         errors.print(f"error: export refused, nothing published.\n{exc}")
         return EXIT_PARITY
     except (DatasetError, RunError, RegistryError, ArtifactError, MirrorError) as exc:

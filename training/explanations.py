@@ -58,6 +58,8 @@ ExplanationReport = GateReport[ExplanationGate]
 class ExplanationGateError(GateError[ExplanationGate]):
     """The explainer does not match the model: the version is not published."""
 
+    gate_name = "explanation"
+
 
 @dataclass(frozen=True)
 class Explainer:

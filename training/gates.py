@@ -48,6 +48,9 @@ class GateReport(Generic[G]):
 class GateError(Exception, Generic[G]):
     """A gate failed: the version is not published."""
 
+    gate_name = "export"
+    """What the refusal calls the gate ("the cell table gate failed ...")."""
+
     def __init__(self, report: GateReport[G]) -> None:
         super().__init__(report.describe())
         self.report = report

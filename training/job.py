@@ -65,8 +65,7 @@ def run_job(spec: JobSpec, emit: Emit) -> None:
 
     # Imported only now: scikit-learn and skl2onnx take seconds to import, and the client of a
     # bad upload should not wait for them to hear about it.
-    from training.cell_table import CellTableGateError  # noqa: PLC0415
-    from training.explanations import ExplanationGateError  # noqa: PLC0415
+    from training.gates import GateError  # noqa: PLC0415
     from training.runs import RunStore  # noqa: PLC0415
     from training.workflow import ParityError, evaluate_run, export_run, train  # noqa: PLC0415
 
@@ -99,32 +98,13 @@ def run_job(spec: JobSpec, emit: Emit) -> None:
             )
         )
         return
-    except ExplanationGateError as exc:
-        logger.error("explanation gate failed: %s", exc)
-        gate = exc.report.gate
-        failed = max(gate.efficiency_failures, gate.python_mismatches)
+    except GateError as exc:  # the explainer's or the cell table's
+        logger.error("%s gate failed: %s", exc.gate_name, exc)
         emit(
             Failed(
                 code="parity_failed",
                 message=(
-                    f"the explanation gate failed: in {failed} of {gate.cases} cases the exact "
-                    "Shapley values do not add up to the model's probabilities; nothing was "
-                    "published"
-                ),
-            )
-        )
-        return
-    except CellTableGateError as exc:
-        logger.error("cell table gate failed: %s", exc)
-        table_gate = exc.report.gate
-        emit(
-            Failed(
-                code="parity_failed",
-                message=(
-                    f"the cell table gate failed: in "
-                    f"{table_gate.mismatches + table_gate.single_mismatches} of "
-                    f"{table_gate.cases + table_gate.single_cases} cases the table does not "
-                    "answer as the ONNX model does; nothing was published"
+                    f"the {exc.gate_name} gate failed ({exc.report.line}); nothing was published"
                 ),
             )
         )
