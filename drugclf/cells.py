@@ -102,28 +102,50 @@ class CellTable:
                 f"probabilities are {probabilities.dtype}{list(probabilities.shape)}, expected "
                 f"float32{[self.cells, len(CLASSES)]}"
             )
-        if labels.shape != (self.cells,) or not bool(
-            np.all((labels >= 0) & (labels < len(CLASSES)))
+        if (
+            labels.shape != (self.cells,)
+            or labels.dtype.kind not in "iu"
+            or not bool(np.all((labels >= 0) & (labels < len(CLASSES))))
         ):
-            raise CellTableError(f"labels must be {self.cells} class indices")
+            raise CellTableError(f"labels must be {self.cells} whole class indices")
+        if not bool(np.all((probabilities >= 0) & (probabilities <= 1))):
+            raise CellTableError("probabilities must be numbers from 0 to 1")
         self.probabilities = np.array(probabilities, dtype=np.float32)
         self.probabilities.setflags(write=False)
         self.label_indices = np.array(labels, dtype=np.int64)
         self.label_indices.setflags(write=False)
         self._labels: list[str] = [CLASSES[i] for i in self.label_indices.tolist()]
         self._class_names = np.asarray(CLASSES, dtype=object)
-        # The hot path's lookups, as plain Python objects.
-        self._strides = [int(s) for s in np.cumprod((*self.shape[1:], 1)[::-1])[::-1]]
-        self._age = self._axis_lookup("Age")
-        self._na_to_k = self._axis_lookup("Na_to_K")
-        self._positions = {
-            name: {value: i for i, value in enumerate(values)}
+        # What the hot path needs, worked out once: each axis's stride in the flat index, the
+        # edges as Python floats, each category's offset (its position times its stride).
+        strides: dict[str, int] = dict(
+            zip(FEATURE_NAMES, np.cumprod((*self.shape[1:], 1)[::-1])[::-1].tolist(), strict=True)
+        )
+        self._strides: dict[str, int] = strides
+        self._age: tuple[list[float], bool] = (
+            self.numeric["Age"].edges.tolist(),
+            self.numeric["Age"].float32,
+        )
+        self._na_to_k: tuple[list[float], bool] = (
+            self.numeric["Na_to_K"].edges.tolist(),
+            self.numeric["Na_to_K"].float32,
+        )
+        self._age_stride: int = strides["Age"]
+        self._na_to_k_stride: int = strides["Na_to_K"]
+        self._offsets: dict[str, dict[str, int]] = {
+            name: {value: i * strides[name] for i, value in enumerate(values)}
             for name, values in categories.items()
         }
-
-    def _axis_lookup(self, name: str) -> tuple[list[float], bool]:
-        axis = self.numeric[name]
-        return [float(e) for e in axis.edges], axis.float32
+        self._sex, self._bp, self._cholesterol = (
+            self._offsets["Sex"],
+            self._offsets["BP"],
+            self._offsets["Cholesterol"],
+        )
+        # The batch path compares in the axis's own precision, as the model does.
+        self._batch_edges = {
+            name: axis.edges.astype(np.float32 if axis.float32 else np.float64)
+            for name, axis in numeric.items()
+        }
 
     def cell_of(self, patient: Patient) -> int:
         """The flat cell of one patient."""
@@ -135,32 +157,27 @@ class CellTable:
             age = float(np.float32(age))
         if na32:
             na_to_k = float(np.float32(na_to_k))
-        s = self._strides
-        p = self._positions
         # bisect_left counts the edges strictly below the value: count(value > edge).
         return (
-            bisect_left(age_edges, age) * s[0]
-            + p["Sex"][patient.Sex] * s[1]
-            + p["BP"][patient.BP] * s[2]
-            + p["Cholesterol"][patient.Cholesterol] * s[3]
-            + bisect_left(na_edges, na_to_k) * s[4]
+            bisect_left(age_edges, age) * self._age_stride
+            + self._sex[patient.Sex]
+            + self._bp[patient.BP]
+            + self._cholesterol[patient.Cholesterol]
+            + bisect_left(na_edges, na_to_k) * self._na_to_k_stride
         )
 
     def cells_of(self, columns: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
         """The flat cell of every patient of a batch given as [N, 1] input columns."""
-        flat: npt.NDArray[np.int64] | None = None
-        for name, stride in zip(FEATURE_NAMES, self._strides, strict=True):
-            column = columns[name].reshape(-1)
-            if name in self.numeric:
-                axis = self.numeric[name]
-                values = column.astype(np.float32 if axis.float32 else np.float64)
-                edges = axis.edges.astype(values.dtype)
-                index = np.searchsorted(edges, values, side="left").astype(np.int64)
+        flat = np.zeros(len(columns[FEATURE_NAMES[0]]), dtype=np.int64)
+        for name, column in columns.items():
+            values = column.reshape(-1)
+            edges = self._batch_edges.get(name)
+            if edges is not None:
+                index = np.searchsorted(edges, values.astype(edges.dtype), side="left")
+                flat += index * self._strides[name]
             else:
-                positions = self._positions[name]
-                index = np.fromiter((positions[v] for v in column), np.int64, len(column))
-            flat = index * stride if flat is None else flat + index * stride
-        assert flat is not None
+                offsets = self._offsets[name]
+                flat += np.fromiter((offsets[v] for v in values), np.int64, len(values))
         return flat
 
     def predict_one(self, patient: Patient) -> tuple[list[str], npt.NDArray[np.float32]]:

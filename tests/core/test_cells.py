@@ -11,6 +11,8 @@ from drugclf.cells import CellTable, CellTableError, NumericEdges
 from drugclf.contract import CATEGORICAL_FEATURES, CLASSES, FIELDS_BY_NAME, Patient
 from tests.support import random_patients
 
+SPREAD = 2.0**12
+"""The test tables hold cell / SPREAD in their first probability: below 1, and exact."""
 CATEGORIES = {name: tuple(FIELDS_BY_NAME[name].allowed or ()) for name in CATEGORICAL_FEATURES}
 
 
@@ -19,7 +21,7 @@ def _table(age: NumericEdges, na_to_k: NumericEdges) -> CellTable:
     shape = (age.cells, 2, 3, 2, na_to_k.cells)
     cells = int(np.prod(shape))
     probabilities = np.zeros((cells, len(CLASSES)), np.float32)
-    probabilities[:, 0] = np.arange(cells, dtype=np.float32)
+    probabilities[:, 0] = np.arange(cells, dtype=np.float32) / SPREAD  # exact: a power of two
     labels = np.arange(cells, dtype=np.int64) % len(CLASSES)
     return CellTable({"Age": age, "Na_to_K": na_to_k}, CATEGORIES, labels, probabilities)
 
@@ -72,7 +74,7 @@ def test_one_patient_and_a_batch_find_the_cell_the_definition_gives(float32: boo
     assert [table.cell_of(p) for p in patients] == expected
     assert table.cells_of(_columns(patients)).tolist() == expected
     labels, probabilities = table.predict(patients)
-    assert probabilities[:, 0].astype(np.int64).tolist() == expected
+    assert (probabilities[:, 0] * SPREAD).astype(np.int64).tolist() == expected
     assert labels == [CLASSES[c % len(CLASSES)] for c in expected]
     column_labels, column_probabilities = table.predict_columns(_columns(patients))
     assert column_labels.tolist() == labels
@@ -142,6 +144,9 @@ def _saved(**arrays: np.ndarray) -> bytes:
         (_saved(classes=np.asarray(["DrugA", "DrugB"])), "classes"),
         (_saved(probabilities=np.zeros((3, 5), np.float32)), "probabilities are"),
         (_saved(probabilities=np.zeros((48, 5), np.float64)), "probabilities are"),
+        (_saved(probabilities=np.full((48, 5), 1.5, np.float32)), "from 0 to 1"),
+        (_saved(probabilities=np.full((48, 5), np.nan, np.float32)), "from 0 to 1"),
+        (_saved(labels=np.full(48, 1.0)), "whole class indices"),
         (_saved(labels=np.full(48, 9, np.int64)), "class indices"),
         (_saved(Age__edges=np.array([50.0, 20.0])), "not sorted"),
         (_saved(Sex__categories=np.asarray(["F", "X"])), "categories"),
