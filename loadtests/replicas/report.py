@@ -106,7 +106,8 @@ def render(run: Run) -> str:
         f"{run.traffic_threads} client threads through the balancer; reload interval "
         f"{run.reload_interval:.1f} s.",
         "",
-        f"- requests: {len(p.outcomes):,}, failed: **{p.failures}**",
+        f"- requests: {len(p.outcomes):,}, failed: **{p.failures}**; closed unanswered by the "
+        f"balancer and sent again: {p.resent}",
         f"- last answer with the old version, after the promotion: {switched} "
         f"(limit: two reload intervals, {2 * run.reload_interval:.1f} s)",
         f"- old answers to requests sent after the limit: {p.late_old_answers}",
@@ -123,6 +124,10 @@ def render(run: Run) -> str:
         f"- requests: {len(k.outcomes):,}, failed: **{k.failures}** "
         f"({k.failed_sent_before_kill} sent before its processes were all gone, "
         f"{k.failed_sent_after_kill} after; the kill took {k.dead_at - k.killed_at:.3f} s)",
+        f"- closed unanswered by the balancer on a kept-alive connection and sent again by the "
+        f"client, under a new id (HAProxy's way to ask for a retry): {k.resent} ("
+        + (", ".join(f"{o.done - k.killed_at:+.3f} s" for o in k.outcomes if o.resent) or "none")
+        + ")",
         f"- routed around: last failure {k.routed_around_s:.2f} s after the kill",
         "- failed answers (seconds after the kill, status, replica; status 0: the connection "
         "failed): "
@@ -130,7 +135,7 @@ def render(run: Run) -> str:
             ", ".join(
                 f"{o.done - k.killed_at:+.3f} s {o.status} {o.served_by or '-'}"
                 for o in k.outcomes
-                if not o.ok
+                if o.failed
             )
             or "none"
         ),

@@ -102,8 +102,13 @@ class PromoteResult:
 
     @property
     def failures(self) -> int:
-        """Requests not answered 200 with a prediction."""
-        return sum(not o.ok for o in self.outcomes)
+        """Requests the client saw fail (not answered 200 with a prediction, not resent)."""
+        return sum(o.failed for o in self.outcomes)
+
+    @property
+    def resent(self) -> int:
+        """Requests the balancer closed unanswered on a kept-alive connection, sent again."""
+        return sum(o.resent for o in self.outcomes)
 
 
 def promote(
@@ -173,8 +178,13 @@ class KillResult:
 
     @property
     def failures(self) -> int:
-        """Requests not answered 200 with a prediction."""
-        return sum(not o.ok for o in self.outcomes)
+        """Requests the client saw fail (not answered 200 with a prediction, not resent)."""
+        return sum(o.failed for o in self.outcomes)
+
+    @property
+    def resent(self) -> int:
+        """Requests the balancer closed unanswered on a kept-alive connection, sent again."""
+        return sum(o.resent for o in self.outcomes)
 
 
 def kill_and_restart(
@@ -192,7 +202,7 @@ def kill_and_restart(
     time.sleep(STEADY_S)
     outcomes = traffic.stop()
     name = cluster.replicas[victim].name
-    failed = [o for o in outcomes if not o.ok]
+    failed = [o for o in outcomes if o.failed]
     back = [o.done - restarted_at for o in outcomes if o.ok and o.served_by == name]
     back = [b for b in back if b > 0]
     return KillResult(

@@ -4,6 +4,14 @@ A few threads, each with one keep-alive connection, send single patients to ``PO
 with an ``X-Request-ID`` of their own and record what came back: status (0 when the connection
 failed), the model version, which replica answered (``X-Served-By``) and when. The prediction
 log is then checked against these records, id by id.
+
+When HAProxy forwards a request over a kept-alive connection to a replica that has just died,
+the reset reaches it as a read error, which it does not retry itself: it closes the client's
+kept-alive connection without a word, its documented way of asking the client to retry (what
+browsers do, and Go's ``http.Transport`` for requests with an idempotency key). The traffic does
+the same, once, on a new connection and under a new request id, so that the log check still
+shows a request that the dead replica had logged before dying. The closed attempt is kept as an
+outcome marked ``resent``.
 """
 
 from __future__ import annotations
@@ -36,11 +44,18 @@ class Outcome:
     status: int
     version: str | None
     served_by: str | None
+    resent: bool = False
+    """Closed without an answer on a kept-alive connection, and sent again under a new id."""
 
     @property
     def ok(self) -> bool:
         """Answered 200 with a prediction."""
         return self.status == 200 and self.version is not None
+
+    @property
+    def failed(self) -> bool:
+        """Not answered, and not sent again either: a failure the client saw."""
+        return not self.ok and not self.resent
 
 
 class _Answer(msgspec.Struct):
@@ -78,36 +93,62 @@ class Traffic:
 
     def _run(self, index: int) -> None:
         record = self._outcomes[index].append
-        connection: http.client.HTTPConnection | None = None
+        client = _Client(self.port)
         for n in itertools.count():
             if self._stop.is_set():
                 break
             request_id = f"{self.prefix}-{index}-{n}"
             body = self.bodies[(index + n * len(self._threads)) % len(self.bodies)]
-            sent = time.monotonic()
-            status, version, served_by = 0, None, None
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection(HOST, self.port, timeout=TIMEOUT_S)
-                connection.request(
-                    "POST",
-                    "/predict",
-                    body=body,
-                    headers={"Content-Type": "application/json", "X-Request-ID": request_id},
-                )
-                response = connection.getresponse()
-                payload = response.read()
-                status, served_by = response.status, response.getheader(SERVED_BY)
-                if status == 200:
-                    version = _decode(payload).model_version
-                if response.will_close:
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException, msgspec.DecodeError):
-                if connection is not None:
-                    connection.close()
-                connection = None
-            record(Outcome(request_id, sent, time.monotonic(), status, version, served_by))
-        if connection is not None:
+            outcome = client.send(request_id, body, may_resend=True)
+            if outcome.resent:
+                record(outcome)
+                outcome = client.send(f"{request_id}-r1", body, may_resend=False)
+            record(outcome)
+        client.close()
+
+
+class _Client:
+    """One keep-alive connection to the balancer, opened again after a failure."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._connection: http.client.HTTPConnection | None = None
+        self._answered = 0
+        """Answers on the current connection: 0 for a new one."""
+
+    def send(self, request_id: str, body: bytes, *, may_resend: bool) -> Outcome:
+        """POST one patient; ``resent`` when a kept-alive connection closed unanswered."""
+        sent = time.monotonic()
+        status, version, served_by, closed_unanswered = 0, None, None, False
+        try:
+            if self._connection is None:
+                self._connection = http.client.HTTPConnection(HOST, self.port, timeout=TIMEOUT_S)
+                self._answered = 0
+            self._connection.request(
+                "POST",
+                "/predict",
+                body=body,
+                headers={"Content-Type": "application/json", "X-Request-ID": request_id},
+            )
+            response = self._connection.getresponse()
+            payload = response.read()
+            self._answered += 1
+            status, served_by = response.status, response.getheader(SERVED_BY)
+            if status == 200:
+                version = _decode(payload).model_version
+            if response.will_close:
+                self.close()
+        except ConnectionResetError:  # http.client.RemoteDisconnected included
+            closed_unanswered = self._answered > 0
+            self.close()
+        except (OSError, http.client.HTTPException, msgspec.DecodeError):
+            self.close()
+        resent = closed_unanswered and may_resend
+        return Outcome(request_id, sent, time.monotonic(), status, version, served_by, resent)
+
+    def close(self) -> None:
+        """Close the connection; the next request opens a new one."""
+        if self._connection is not None:
             with contextlib.suppress(OSError):
-                connection.close()
+                self._connection.close()
+        self._connection = None

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import os
 import re
+import socketserver
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from loadtests.replicas.balancer import HAPROXY, render_config
+from loadtests.replicas.balancer import HAPROXY, SERVED_BY, render_config
 from loadtests.replicas.report import Run, render, violations
 from loadtests.replicas.scenarios import KillResult, LogCheck, PromoteResult, ThroughputRun
-from loadtests.replicas.traffic import Outcome
+from loadtests.replicas.traffic import Outcome, Traffic
 
 
 def test_pool_n_balances_over_the_first_n_replicas(tmp_path: Path) -> None:
@@ -71,3 +74,63 @@ def test_broken_invariants_are_named() -> None:
     assert any("1 request ids logged more than once" in b for b in broken)
     assert any("1 answered requests missing, not the killed replica's" in b for b in broken)
     assert "BROKEN" in render(run)
+
+
+class _ClosesEveryThirdRequest(socketserver.StreamRequestHandler):
+    """Answers two requests per connection, then closes the third without a byte.
+
+    That is what HAProxy does to a kept-alive client connection when the replica it forwarded
+    the request to was dead.
+    """
+
+    def handle(self) -> None:
+        for _ in range(3):
+            length = 0
+            while (line := self.rfile.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if not line:
+                return
+            self.rfile.read(length)
+            self.server.ids.append(length)  # type: ignore[attr-defined]
+            if len(self.server.ids) % 3 == 0:  # type: ignore[attr-defined]
+                return
+            body = b'{"model_version":"v1"}'
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"{SERVED_BY}: r1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+
+
+def test_a_kept_alive_connection_closed_unanswered_is_resent_once_under_a_new_id() -> None:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ClosesEveryThirdRequest) as server:
+        server.ids = []  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        traffic = Traffic(server.server_address[1], [b'{"Age": 1}'], threads=1).start()
+        deadline = time.monotonic() + 10
+        while len(server.ids) < 12 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        outcomes = traffic.stop()
+        server.shutdown()
+    resent = [o for o in outcomes if o.resent]
+    assert resent, "no kept-alive connection was closed unanswered"
+    ids = [o.request_id for o in outcomes]
+    for first in resent:
+        assert first.status == 0 and not first.failed
+        assert ids[ids.index(first.request_id) + 1] == f"{first.request_id}-r1"
+    assert not [o for o in outcomes if o.failed]
+    assert all(o.ok for o in outcomes if not o.resent)
+
+
+def test_resent_requests_are_reported_not_counted_as_failures() -> None:
+    first = Outcome("p-0-3", 10.05, 10.06, 0, None, None, resent=True)
+    run = _run(
+        kill=KillResult("r2", [first, _outcome(4)], 10.0, 10.01, 12.0, 0.6, back_after_s=0.7)
+    )
+    assert run.kill.failures == 0 and run.kill.resent == 1
+    assert violations(run) == []
+    assert (
+        "sent again by the client, under a new id (HAProxy's way to ask for a retry): 1"
+        in render(run)
+    )
