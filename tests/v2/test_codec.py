@@ -300,3 +300,76 @@ def test_large_binary_bytes_tensors_take_the_vectorised_split() -> None:
     assert "input 'BP' element 70: must be one of HIGH, LOW, NORMAL (got \"HIGHER\")" in refused(
         body, header
     )
+
+
+def _general(raw: bytes) -> Any:
+    """The general path's reading: a header length of the whole body skips the inline one."""
+    return CODEC.decode(raw, str(len(raw)))
+
+
+def _random_patients(count: int, seed: int) -> list[Patient]:
+    rng = np.random.default_rng(seed)
+    return [
+        msgspec.convert(
+            {
+                "Age": int(rng.integers(0, 121)),
+                "Sex": str(rng.choice(["F", "M"])),
+                "BP": str(rng.choice(["HIGH", "LOW", "NORMAL"])),
+                "Cholesterol": str(rng.choice(["HIGH", "NORMAL"])),
+                "Na_to_K": float(rng.choice([rng.uniform(0.001, 150), 150.0, 7, 1e-9])),
+            },
+            Patient,
+        )
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_inline_path_reads_valid_requests_as_the_general_path_does(seed: int) -> None:
+    patients = _random_patients([1, 2, 50, 1000, 3, 1][seed], seed)
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for name, values in columns(patients).items():
+        datatype = {"Age": "INT64", "Na_to_K": "FP64"}.get(name, "BYTES")
+        shape = [len(values), 1] if rng.random() < 0.5 else [len(values)]
+        inputs.append({"name": name, "shape": shape, "datatype": datatype, "data": values})
+    rng.shuffle(inputs)
+    body: dict[str, Any] = {"inputs": inputs}
+    if seed % 2:
+        body |= {"id": f"r-{seed}", "outputs": [{"name": "probabilities"}]}
+    if seed == 3:
+        body["parameters"] = {"content_type": "pd", "binary_data_output": True}
+    raw = msgspec.json.encode(body)
+    inline = CODEC._decode_inline(raw)
+    assert inline is not None
+    assert inline == _general(raw) == CODEC.decode(raw, None)
+    assert inline.patients == patients
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"Age": {"shape": [2, 1], "data": [[45], [61]]}},  # nested
+        {"Na_to_K": {"datatype": "FP32"}},  # checked after rounding to float32
+        {"Sex": {"parameters": {"content_type": "str"}}},
+        {"Sex": {"shape": [3]}},
+        {"Age": {"data": [45]}},
+        {"BP": {"drop": True}},
+        {"BP": {"data": ["HIGH", "VERY HIGH"]}},
+        {"Age": {"data": [45, 45.0]}},
+        {"Age": {"datatype": "FP64"}},
+    ],
+)
+def test_the_inline_path_leaves_everything_else_to_the_general_one(
+    changes: dict[str, dict[str, Any]],
+) -> None:
+    raw = msgspec.json.encode({"inputs": tensors(**changes)})
+    assert CODEC._decode_inline(raw) is None
+
+
+def test_the_inline_path_leaves_repeated_tensors_and_large_batches_to_the_general_one() -> None:
+    twice = msgspec.json.encode({"inputs": [*tensors(), tensors()[0]]})
+    assert CODEC._decode_inline(twice) is None
+    assert "input 'Age' is sent twice" in refused(twice)
+    small = TensorCodec(max_batch_size=1)
+    assert small._decode_inline(msgspec.json.encode({"inputs": tensors()})) is None
