@@ -11,9 +11,9 @@ import pytest
 from tritonclient.http import InferRequestedOutput, InferResult
 from tritonclient.utils import serialize_byte_tensor
 
-from drugclf.contract import CLASSES, SAMPLE_PATIENT, Patient
+from drugclf.contract import CLASSES, FEATURE_NAMES, SAMPLE_PATIENT, Patient
 from serving.http.errors import InferenceHeaderError, InvalidTensorError, MalformedBodyError
-from serving.v2.codec import TensorCodec
+from serving.v2.codec import Decoded, TensorCodec
 from tests.v2.support import client_request, columns, infer_inputs
 
 OTHER = Patient(Age=61, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=25.4)
@@ -373,3 +373,46 @@ def test_the_inline_path_leaves_repeated_tensors_and_large_batches_to_the_genera
     assert "input 'Age' is sent twice" in refused(twice)
     small = TensorCodec(max_batch_size=1)
     assert small._decode_inline(msgspec.json.encode({"inputs": tensors()})) is None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_one_binary_patient_is_read_as_the_general_path_reads_it(seed: int) -> None:
+    [patient] = _random_patients(1, seed)
+    outputs = [InferRequestedOutput("label", binary_data=True)] if seed % 2 else None
+    body, header = client_request(
+        infer_inputs([patient], binary=True, nested=seed % 3 == 0), outputs, f"r{seed}"
+    )
+    assert header is not None
+    json_part, tail = body[: int(header)], body[int(header) :]
+    fast = CODEC._decode_binary_one(json_part, tail)
+    assert fast is not None
+    general = CODEC._decoder.decode(json_part)
+    assert fast.patients == [patient]
+    read = CODEC._columns(general.inputs, tail)
+    assert fast == Decoded(
+        list(map(Patient, *(read[name] for name in FEATURE_NAMES))), general.id, fast.outputs
+    )
+    assert CODEC.decode(body, header) == fast
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["two patients", "FP32", "Age out of range", "BP not allowed", "length cut", "a tensor twice"],
+)
+def test_the_one_binary_patient_path_leaves_everything_else_to_the_general_one(
+    change: str,
+) -> None:
+    patients: list[Any] = [SAMPLE_PATIENT, OTHER] if change == "two patients" else [SAMPLE_PATIENT]
+    if change == "Age out of range":
+        patients = [msgspec.structs.replace(SAMPLE_PATIENT, Age=300)]
+    if change == "BP not allowed":
+        patients = [{**msgspec.to_builtins(SAMPLE_PATIENT), "BP": "VERY"}]
+    inputs = infer_inputs(patients, binary=True, ratio="FP32" if change == "FP32" else "FP64")
+    if change == "a tensor twice":
+        inputs = [*inputs, inputs[0]]
+    body, header = client_request(inputs)
+    assert header is not None
+    json_part, tail = body[: int(header)], body[int(header) :]
+    if change == "length cut":
+        tail = tail[:-1]
+    assert CODEC._decode_binary_one(json_part, tail) is None
