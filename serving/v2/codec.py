@@ -11,6 +11,10 @@ contract's own annotated types (``msgspec.convert`` against ``list[<the Patient 
 the checks ``/predict`` runs, and refusals are worded from the contract's rules
 (``serving.http.validation.Rule``) in the protocol's way: the tensor, the element index, what
 is expected.
+
+The two forms clients send most (five flat inline tensors; one patient as five one-element
+binary tensors) are first tried with typed decoders that check everything in one ``msgspec``
+call; anything they do not take, refusals included, goes through the general path above.
 """
 
 from __future__ import annotations
