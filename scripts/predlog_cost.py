@@ -74,10 +74,10 @@ def main() -> None:
             for _ in range(args.repeats):
                 for on in (False, True):
                     results[on].append(wrk(servers[on].port, args.seconds, str(lua)))
-        off, on = statistics.median(results[False]), statistics.median(results[True])
-        print(f"log off: {off:.0f} req/s  runs {[round(x) for x in results[False]]}")
-        print(f"log on:  {on:.0f} req/s  runs {[round(x) for x in results[True]]}")
-        print(f"cost: {100 * (off - on) / off:.1f} %")
+        rate_off, rate_on = statistics.median(results[False]), statistics.median(results[True])
+        print(f"log off: {rate_off:.0f} req/s  runs {[round(x) for x in results[False]]}")
+        print(f"log on:  {rate_on:.0f} req/s  runs {[round(x) for x in results[True]]}")
+        print(f"cost: {100 * (rate_off - rate_on) / rate_off:.1f} %")
 
 
 if __name__ == "__main__":
