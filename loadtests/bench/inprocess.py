@@ -31,7 +31,7 @@ from drugclf.artifact import (
     read_cell_table,
 )
 from drugclf.cells import CellTable
-from drugclf.contract import FEATURE_NAMES
+from drugclf.contract import FEATURE_NAMES, Patient
 from loadtests.bench.stats import Spread, percentile
 from loadtests.patients import PatientSource, load_dataset
 
@@ -56,7 +56,8 @@ class InProcessResult(msgspec.Struct, frozen=True):
     sklearn_rows_per_s: dict[int, Spread]
     sklearn_source: str
     table_latency: LatencyFigures | None = None
-    """The cell table's lookup (``CellTable.predict_columns``); None: the version has none."""
+    """The cell table's lookup of one patient (``CellTable.predict_one``, as serving answers a
+    single patient); None: the version has none."""
     table_rows_per_s: dict[int, Spread] | None = None
 
     @property
@@ -159,8 +160,11 @@ def run_inprocess(
     patients = PatientSource(random.Random(seed), load_dataset(data_path))
     outputs = [LABEL_OUTPUT, PROBABILITIES_OUTPUT]
 
-    one_rows = [frame([patients.one()]) for _ in range(64)]
+    one_patients = [patients.one() for _ in range(64)]
+    one_rows = [frame([patient]) for patient in one_patients]
     one_feeds = [onnx_feeds(f) for f in one_rows]
+    # Serving looks one patient up from its fields (no arrays), a batch from column tensors.
+    one_structs = [msgspec.convert(patient, Patient) for patient in one_patients]
     batches = {size: frame(patients.many(size)) for size in BATCH_SIZES}
     batch_feeds = {size: onnx_feeds(f) for size, f in batches.items()}
     onnx_calls, sklearn_calls = (200, 10) if quick else (3000, 120)
@@ -195,7 +199,7 @@ def run_inprocess(
             sklearn_rates[size].append(size / (sk_time / 1e6))
         if table is not None:
             look_up = table.predict_columns
-            table_repeats.append(_call_times_us(look_up, one_feeds, onnx_calls))
+            table_repeats.append(_call_times_us(table.predict_one, one_structs, onnx_calls))
             for size in BATCH_SIZES:
                 calls = 3 if quick else max(3, min(200, 20_000 // size))
                 table_time = percentile(_call_times_us(look_up, [batch_feeds[size]], calls), 50)

@@ -300,7 +300,8 @@ def _inprocess_section(result: InProcessResult) -> list[str]:
         if figure is None:
             return []
         ratio = figure.median / onnx.median if rate else onnx.median / figure.median
-        return [format_rate(figure) if rate else format_us(figure), _times(ratio, "faster")]
+        compared = _times(ratio, "faster") if ratio >= 1 else _times(1 / ratio, "slower")
+        return [format_rate(figure) if rate else format_us(figure), compared]
 
     rows = [
         [
@@ -338,8 +339,9 @@ def _inprocess_section(result: InProcessResult) -> list[str]:
         "Same patients, already in each side's input form (column tensors; a typed DataFrame), "
         "so the model is timed, not the conversion. onnxruntime uses serving's session options "
         f"(one thread). scikit-learn pipeline: {result.sklearn_source}. The cell table is the "
-        "version's answer per cell, looked up from the same column tensors (what serving "
-        'answers with; docs/serving.md, "The cell table").',
+        "version's answer per cell, looked up as serving answers: one patient from its fields "
+        "(`CellTable.predict_one`), a batch from the same column tensors "
+        '(docs/serving.md, "The cell table").',
         "",
         *markdown_table(header, rows),
     ]
