@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -112,42 +113,42 @@ def _feature(spec: Any) -> Feature:
 FEATURES: Final[dict[str, Feature]] = {spec.name: _feature(spec) for spec in FIELDS}
 
 
-def _inline_tensor(name: str, feature: Feature) -> Any:
-    """One feature's tensor with flat inline data, typed so that decoding it checks it.
+def _typed_request(
+    form: str, data_fields: Callable[[str], list[tuple[Any, ...]]], *, forbid_unknown_fields: bool
+) -> tuple[Any, dict[Any, str]]:
+    """A request type whose inputs decode to per-feature tensor types, and each type's feature.
 
-    The ``name`` is the tag that picks the type; FP32 stays with the general path, which checks
-    the value the model will see after rounding.
+    Each feature's tensor type is tagged by its ``name`` and carries ``data_fields(name)`` (how
+    its data is sent) beside a shape and the feature's datatypes. FP32 is left out: the general
+    path checks the value the model will see after rounding.
     """
-    datatypes = tuple(d for d in feature.datatypes if d != "FP32")
-    return msgspec.defstruct(
-        f"{name}Inline",
+    tensors = {
+        msgspec.defstruct(
+            f"{name}{form}",
+            [
+                ("shape", list[int]),
+                ("datatype", typing.Literal[tuple(d for d in f.datatypes if d != "FP32")]),
+                *data_fields(name),
+            ],
+            tag_field="name",
+            tag=name,
+            frozen=True,
+            forbid_unknown_fields=forbid_unknown_fields,
+        ): name
+        for name, f in FEATURES.items()
+    }
+    tensor: Any = typing.Union[tuple(tensors)]  # noqa: UP007 (built from a tuple)
+    request = msgspec.defstruct(
+        f"{form}Request",
         [
-            ("shape", list[int]),
-            ("datatype", typing.Literal[datatypes]),
-            ("data", list[_ELEMENT_TYPES[name]]),  # type: ignore[valid-type]
+            ("inputs", list[tensor]),
+            ("id", str | None, None),
             ("parameters", Parameters | None, None),
+            ("outputs", list[RequestOutput] | None, None),
         ],
-        tag_field="name",
-        tag=name,
         frozen=True,
     )
-
-
-_INLINE_TENSORS: Final = {_inline_tensor(name, f): name for name, f in FEATURES.items()}
-_InlineTensor: Any = typing.Union[tuple(_INLINE_TENSORS)]  # noqa: UP007 (built from a tuple)
-
-
-_InlineRequest: Final[Any] = msgspec.defstruct(
-    "InlineRequest",
-    [
-        ("inputs", list[_InlineTensor]),
-        ("id", str | None, None),
-        ("parameters", Parameters | None, None),
-        ("outputs", list[RequestOutput] | None, None),
-    ],
-    frozen=True,
-)
-"""An inference request whose tensors are all flat inline JSON of the contract's types."""
+    return request, tensors
 
 
 class _BinarySize(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -156,38 +157,23 @@ class _BinarySize(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     binary_data_size: int
 
 
-def _binary_tensor(name: str, feature: Feature) -> Any:
-    """One feature's tensor of one element sent as binary data, without other parameters."""
-    datatypes = tuple(d for d in feature.datatypes if d != "FP32")
-    return msgspec.defstruct(
-        f"{name}Binary",
-        [
-            ("shape", list[int]),
-            ("datatype", typing.Literal[datatypes]),
-            ("parameters", _BinarySize),
-        ],
-        tag_field="name",
-        tag=name,
-        frozen=True,
-        forbid_unknown_fields=True,
-    )
-
-
-_BINARY_TENSORS: Final = {_binary_tensor(name, f): name for name, f in FEATURES.items()}
-_BinaryTensor: Any = typing.Union[tuple(_BINARY_TENSORS)]  # noqa: UP007 (built from a tuple)
-_BinaryRequest: Final[Any] = msgspec.defstruct(
-    "BinaryRequest",
-    [
-        ("inputs", list[_BinaryTensor]),
-        ("id", str | None, None),
+def _inline_data(name: str) -> list[tuple[Any, ...]]:
+    return [
+        ("data", list[_ELEMENT_TYPES[name]]),  # type: ignore[valid-type]
         ("parameters", Parameters | None, None),
-        ("outputs", list[RequestOutput] | None, None),
-    ],
-    frozen=True,
+    ]
+
+
+_InlineRequest, _INLINE_TENSORS = _typed_request(
+    "Inline", _inline_data, forbid_unknown_fields=False
 )
-"""An inference request of one patient whose five tensors are binary data (Triton's clients)."""
-_ONE_NUMBER: Final = 8
-"""Bytes of one INT64 or FP64 element."""
+"""Five flat inline JSON tensors: decoding checks every value with the contract's types."""
+_BinaryRequest, _BINARY_TENSORS = _typed_request(
+    "Binary", lambda _: [("parameters", _BinarySize)], forbid_unknown_fields=True
+)
+"""Five tensors sent as binary data, ``binary_data_size`` their only parameter."""
+_FP64: Final = struct.Struct("<d")
+"""One FP64 element; an INT64 one has the same 8 bytes."""
 _UNREAD: Final = object()
 """What ``_one_element`` returns for data that is not one element of its datatype."""
 
@@ -201,11 +187,11 @@ def _one_element(datatype: str, data: bytes) -> object:
             return data[LENGTH.size :].decode()
         except UnicodeDecodeError:
             return _UNREAD
-    if len(data) != _ONE_NUMBER:
+    if len(data) != _FP64.size:
         return _UNREAD
     if datatype == "INT64":
         return int.from_bytes(data, "little", signed=True)
-    return float(np.frombuffer(data, "<f8")[0])
+    return _FP64.unpack(data)[0]
 
 
 def input_metadata() -> list[MetadataTensor]:

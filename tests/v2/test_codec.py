@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 from typing import Any
 
@@ -416,3 +417,49 @@ def test_the_one_binary_patient_path_leaves_everything_else_to_the_general_one(
     if change == "length cut":
         tail = tail[:-1]
     assert CODEC._decode_binary_one(json_part, tail) is None
+
+
+def _mutated(body: bytes, rng: random.Random) -> bytes:
+    """``body`` with a few bytes changed, dropped or added (JSON punctuation and digits)."""
+    changed = bytearray(body)
+    for _ in range(rng.randint(1, 4)):
+        at, how = rng.randrange(len(changed)), rng.random()
+        if how < 0.4:
+            changed[at] = rng.randrange(256)
+        elif how < 0.7:
+            del changed[at]
+        else:
+            changed.insert(at, rng.choice(b'0123456789-[]{}",:e.\x00'))
+    return bytes(changed)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_the_fast_paths_take_only_what_the_general_one_reads_the_same(binary: bool) -> None:
+    body, header = client_request(infer_inputs([SAMPLE_PATIENT], binary=binary), None, "r1")
+    rng = random.Random(7)
+    taken = 0
+    for _ in range(3000):
+        mutated = _mutated(body, rng)
+        if binary:
+            assert header is not None
+            json_part, tail = mutated[: int(header)], mutated[int(header) :]
+            fast = CODEC._decode_binary_one(json_part, tail) if tail else None
+        else:
+            fast = CODEC._decode_inline(mutated)
+        try:
+            decoded = CODEC.decode(mutated, header)
+        except (InvalidTensorError, InferenceHeaderError, MalformedBodyError):
+            assert fast is None
+            continue
+        if fast is None:
+            continue
+        taken += 1
+        if binary:
+            request = CODEC._decoder.decode(json_part)
+            read = CODEC._columns(request.inputs, tail)
+            patients = list(map(Patient, *(read[name] for name in FEATURE_NAMES)))
+            assert (fast.patients, fast.request_id) == (patients, request.id)
+        else:
+            assert fast == _general(mutated)
+        assert decoded == fast
+    assert taken  # some mutations stay valid (a digit for a digit): the comparison ran
