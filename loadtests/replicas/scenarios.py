@@ -86,8 +86,24 @@ def _answered(balancer: Balancer, replicas: int) -> dict[str, int]:
     return {name: int(s["hrsp_2xx"] or 0) for name, s in balancer.servers(replicas).items()}
 
 
+class _Answered:
+    """What a scenario's traffic saw, counted from its outcomes."""
+
+    outcomes: list[Outcome]
+
+    @property
+    def failures(self) -> int:
+        """Requests the client saw fail (not answered 200 with a prediction, not resent)."""
+        return sum(o.failed for o in self.outcomes)
+
+    @property
+    def resent(self) -> int:
+        """Requests the balancer closed unanswered on a kept-alive connection, sent again."""
+        return sum(o.resent for o in self.outcomes)
+
+
 @dataclass
-class PromoteResult:
+class PromoteResult(_Answered):
     """Traffic around a promotion made through one replica."""
 
     version_before: str
@@ -99,16 +115,6 @@ class PromoteResult:
     """Per replica: how long after the promotion it still answered with the old version."""
     late_old_answers: int = 0
     """Answers with the old version to requests sent after two reload intervals."""
-
-    @property
-    def failures(self) -> int:
-        """Requests the client saw fail (not answered 200 with a prediction, not resent)."""
-        return sum(o.failed for o in self.outcomes)
-
-    @property
-    def resent(self) -> int:
-        """Requests the balancer closed unanswered on a kept-alive connection, sent again."""
-        return sum(o.resent for o in self.outcomes)
 
 
 def promote(
@@ -159,7 +165,7 @@ def _post(port: int, path: str, token: str) -> tuple[int, str]:
 
 
 @dataclass
-class KillResult:
+class KillResult(_Answered):
     """Traffic around a replica's SIGKILL and its restart."""
 
     victim: str
@@ -175,16 +181,6 @@ class KillResult:
     """From the kill to the last failed answer (0: none failed)."""
     back_after_s: float | None = None
     """From the restart to the restarted replica's first answer through the balancer."""
-
-    @property
-    def failures(self) -> int:
-        """Requests the client saw fail (not answered 200 with a prediction, not resent)."""
-        return sum(o.failed for o in self.outcomes)
-
-    @property
-    def resent(self) -> int:
-        """Requests the balancer closed unanswered on a kept-alive connection, sent again."""
-        return sum(o.resent for o in self.outcomes)
 
 
 def kill_and_restart(
