@@ -181,8 +181,8 @@ def trim_heap() -> bool:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``).
 
     Loading a model, checking it and building the app free much of what they allocated, but
-    glibc keeps those pages in the worker's heap: about 1.3 MiB of each worker's RSS
-    (docs/serving.md, "2026-12-03 (night)"). False where there is no glibc.
+    glibc keeps those pages in the worker's heap (what it saves: docs/serving.md,
+    "2026-12-03 (night)"). False where there is no glibc.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
