@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -185,8 +184,9 @@ def trim_heap() -> bool:
     "2026-12-03 (night)"). False where there is no glibc.
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        # The process's own symbols: the C library is loaded already, and find_library would
+        # start a subprocess (ldconfig) in every worker.
+        trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # another C library (musl, macOS): nothing to give back
         return False
     trim.argtypes = [ctypes.c_size_t]
