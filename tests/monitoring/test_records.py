@@ -79,14 +79,18 @@ def test_requests_are_stored_row_for_row_in_arrival_order(log_url: str) -> None:
     backend.create_schema()
     sizes = [1, 3, 1, 450, 1, 200, 2, 400]
     requests = [_request_rows(f"r{i}", size, 1000.0 + i) for i, size in enumerate(sizes)]
+    pauses = []
     with backend.session() as conn:
-        backend.insert_requests(conn, requests)
+        backend.insert_requests(conn, requests, lambda: pauses.append(len(pauses)))
         conn.commit()
         stored = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM predictions ORDER BY id")
         rows = [tuple(row) for row in stored.fetchall()]
     expected = [row for request in requests for row in request]
     assert len(rows) == sum(sizes)
     assert rows == expected
+    # The writer offers the core after each 200-row statement (SQLite: the two chunks of 450,
+    # one of 200, two of 400) or each 200 rows copied (PostgreSQL: 1,058 rows).
+    assert len(pauses) == 5
 
 
 def _burst(ids: list[str | None], sizes: list[int], labels: list[str]) -> LoggedRequest:

@@ -14,7 +14,7 @@ import operator
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -38,6 +38,11 @@ _POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
 BUSY_TIMEOUT_S: Final = 10.0
 ROWS_PER_INSERT: Final = 200
 """Rows per INSERT statement: 4,000 parameters, well under SQLite's limit of 32,766."""
+
+
+def _go_on() -> None:
+    """Nothing to do between two statements (``insert``'s default)."""
+
 
 _INPUT_SQL_TYPES: Final = {
     "age": "INTEGER",
@@ -142,8 +147,10 @@ class Backend:
         """SQL turning ``ts`` into whole hours since the epoch."""
         raise NotImplementedError
 
-    def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
-        """Insert rows (no commit), ``ROWS_PER_INSERT`` per statement.
+    def insert(
+        self, conn: Connection, rows: Sequence[Row], between: Callable[[], object] = _go_on
+    ) -> None:
+        """Insert rows (no commit), ``ROWS_PER_INSERT`` per statement, ``between`` after each.
 
         One multi-row INSERT runs SQLite's statement once for 200 rows instead of once per row,
         which costs the writer much less CPU than ``executemany`` (docs/monitoring.md).
@@ -154,12 +161,22 @@ class Backend:
             for start in range(0, full, ROWS_PER_INSERT):
                 chunk = rows[start : start + ROWS_PER_INSERT]
                 conn.execute(sql, list(itertools.chain.from_iterable(chunk)))
+                between()
         if full < len(rows):
             conn.executemany(_insert_sql(self.placeholder, 1), rows[full:])  # type: ignore[attr-defined]
 
-    def insert_requests(self, conn: Connection, requests: Sequence[Sequence[Row]]) -> None:
-        """Insert the rows of several requests, each request's rows together, in order."""
-        self.insert(conn, list(itertools.chain.from_iterable(requests)))
+    def insert_requests(
+        self,
+        conn: Connection,
+        requests: Sequence[Sequence[Row]],
+        between: Callable[[], object] = _go_on,
+    ) -> None:
+        """Insert the rows of several requests, each request's rows together, in order.
+
+        ``between`` runs after every ``ROWS_PER_INSERT`` rows or so: the writer gives the cores
+        back there (``writer.share_cores``).
+        """
+        self.insert(conn, list(itertools.chain.from_iterable(requests)), between)
 
     def schema_statements(self) -> list[str]:
         """DDL creating the table and its indexes if they do not exist."""
@@ -393,7 +410,12 @@ class SqliteBackend(Backend):
         rows = conn.execute(sql).fetchall()
         return {str(name) for (name,) in rows}
 
-    def insert_requests(self, conn: Connection, requests: Sequence[Sequence[Row]]) -> None:
+    def insert_requests(
+        self,
+        conn: Connection,
+        requests: Sequence[Sequence[Row]],
+        between: Callable[[], object] = _go_on,
+    ) -> None:
         """Insert in order; each full chunk of one request binds the shared columns once.
 
         A 200-row chunk of one batch references ``?1``…``?6`` (time, id, size, version,
@@ -405,15 +427,16 @@ class SqliteBackend(Backend):
         for rows in requests:
             full = len(rows) - len(rows) % ROWS_PER_INSERT
             if full:
-                self.insert(conn, pending)  # the rows before these, first: ids follow arrival
+                self.insert(conn, pending, between)  # the rows before, first: ids follow arrival
                 pending = []
                 shared = list(_SHARED_VALUES(rows[0]))
                 for start in range(0, full, ROWS_PER_INSERT):
                     chunk = rows[start : start + ROWS_PER_INSERT]
                     values = itertools.chain.from_iterable(map(_ROW_VALUES, chunk))
                     conn.execute(_SHARED_INSERT_SQL, [*shared, *values])
+                    between()
             pending.extend(rows[full:])
-        self.insert(conn, pending)
+        self.insert(conn, pending, between)
 
     def create_schema(self) -> None:
         """Create the file's folder, switch to WAL once, then the table."""
@@ -481,12 +504,16 @@ class PostgresBackend(Backend):
         ).fetchall()
         return {str(name) for (name,) in rows}
 
-    def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
+    def insert(
+        self, conn: Connection, rows: Sequence[Row], between: Callable[[], object] = _go_on
+    ) -> None:
         """COPY the rows in: several times faster than INSERTs for a batch."""
         cursor = conn.cursor()  # type: ignore[attr-defined]
         with cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
+            for n, row in enumerate(rows, 1):
                 copy.write_row(row)
+                if not n % ROWS_PER_INSERT:
+                    between()
 
     def create_schema(self) -> None:
         """Create the table under an advisory lock (workers start at the same moment)."""
