@@ -1,0 +1,164 @@
+"""Who holds the cores while `/predict`'s workers wait for one: `perf sched`, servers interleaved.
+
+For each named set of settings a server is started (2 workers, logs on, as in production) and
+sent single patients by wrk; during the run `perf sched record` captures every context switch.
+From `perf sched timehist` it takes each time a worker thread waited more than 1 ms for a core
+after it woke (its run-queue delay) and adds up what ran on that core meanwhile: how much of it
+was the prediction log's writer. Then a run of the same length without perf gives the plain p99.
+Rounds alternate the order of the settings; the table gives medians.
+
+    .venv/bin/python -m scripts.sched_waits ARTIFACTS_DIR [--rounds 6] [--connections 16]
+        [--setting NAME KEY=VALUE ...]
+
+Needs `perf` and the right to trace the scheduler (root). Name two settings or more, e.g.
+`--setting default --setting nice19 DRUGCLF_PREDICTION_LOG_WRITER_NICENESS=19`.
+Figures and what they showed: docs/serving.md, "2026-12-03 (late)".
+"""
+
+# ruff: noqa: T201 - a CLI that prints its table
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from loadtests.bench.http_bench import bodies, targets
+from loadtests.bench.server import ServerProcess
+from loadtests.bench.wrk import WrkResult, run_wrk
+from scripts.writer_tail import WRITER_MODULE
+
+LONG_WAIT_S = 0.001
+TRACE_S = 3.0
+# perf sched timehist: time, [cpu], name[tid/pid] (or name[pid]), wait, sch delay, run time (ms)
+_LINE = re.compile(
+    r"^\s*([\d.]+)\s+\[(\d+)\]\s+.*?\[(\d+)(?:/(\d+))?\]\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Waits:
+    """One trace: the workers' waits over ``LONG_WAIT_S`` and the writer's time within them."""
+
+    long_waits_ms: float
+    writer_within_ms: float
+    writer_cpu_ms: float
+
+
+def long_waits(timehist: Iterable[str], workers: set[int], writers: set[int]) -> Waits:
+    """Sum the workers' long run-queue waits and the writers' CPU time on those cores then."""
+    runs: dict[int, list[tuple[float, float]]] = defaultdict(list)  # cpu: the writers' runs
+    waits: list[tuple[int, float, float]] = []  # cpu, start, end
+    writer_cpu = 0.0
+    for line in timehist:
+        match = _LINE.match(line)
+        if match is None:
+            continue
+        end, cpu = float(match[1]), int(match[2])
+        pid = int(match[4] or match[3])
+        delay, ran = float(match[6]) / 1000, float(match[7]) / 1000
+        started = end - ran
+        if pid in writers:
+            runs[cpu].append((started, end))
+            writer_cpu += ran
+        elif pid in workers and delay > LONG_WAIT_S:
+            waits.append((cpu, started - delay, started))
+    within = sum(
+        min(end, w_end) - max(start, w_start)
+        for cpu, start, end in waits
+        for w_start, w_end in runs[cpu]
+        if w_start < end and start < w_end
+    )
+    total = sum(end - start for _, start, end in waits)
+    return Waits(total * 1000, within * 1000, writer_cpu * 1000)
+
+
+def _processes(server: ServerProcess) -> tuple[set[int], set[int]]:
+    assert server.process is not None
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    writers = {p.pid for p in children if WRITER_MODULE in " ".join(p.cmdline())}
+    return {p.pid for p in children} - writers, writers
+
+
+def _traced_run(server: ServerProcess, url: str, payloads: list[bytes], conns: int) -> Waits:
+    workers, writers = _processes(server)
+    done: list[WrkResult] = []
+    load = threading.Thread(
+        target=lambda: done.append(
+            run_wrk(
+                url, connections=conns, duration_s=TRACE_S + 1.5, method="POST", bodies=payloads
+            )
+        )
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "sched.data"
+        load.start()
+        time.sleep(0.7)
+        record = ["perf", "sched", "record", "-o", str(trace), "--", "sleep", str(TRACE_S)]
+        subprocess.run(record, capture_output=True, check=True)  # noqa: S603 - fixed command
+        load.join()
+        show = ["perf", "sched", "timehist", "-i", str(trace)]
+        text = subprocess.run(show, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    return long_waits(text.splitlines(), workers, writers)
+
+
+def main() -> None:
+    """Run the rounds and print the medians per setting."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("artifacts", type=Path)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--setting", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"))
+    args = parser.parse_args()
+    settings = {name: dict(kv.split("=", 1) for kv in env) for name, *env in args.setting or []}
+    if len(settings) < 2:
+        raise SystemExit("name at least two --setting to compare")
+    target = next(t for t in targets(bodies(seed=1, count=200)) if t.key == "predict")
+    rows: dict[str, list[tuple[float, ...]]] = defaultdict(list)
+    for number in range(args.rounds):
+        names = list(settings) if number % 2 == 0 else list(settings)[::-1]
+        for name in names:
+            with ServerProcess(args.artifacts.resolve(), workers=2, extra_env=settings[name]) as s:
+                url = f"{s.base_url}{target.path}"
+                run_wrk(url, connections=args.connections, duration_s=1.0, method="POST",
+                        bodies=target.bodies)  # fmt: skip
+                waits = _traced_run(s, url, target.bodies, args.connections)
+                plain = run_wrk(url, connections=args.connections, duration_s=args.seconds,
+                                method="POST", bodies=target.bodies)  # fmt: skip
+            rows[name].append(
+                (
+                    waits.long_waits_ms,
+                    waits.writer_within_ms,
+                    waits.writer_cpu_ms,
+                    plain.requests_per_s,
+                    plain.p50_us,
+                    plain.p99_us,
+                )
+            )
+    print(
+        f"| Setting | worker waits > 1 ms (ms per {TRACE_S:.0f} s) | writer's CPU within them"
+        f" | writer's CPU | requests/s | p50 µs | p99 µs (medians of {args.rounds}) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, values in rows.items():
+        waits_ms, within, cpu, rate, p50, p99 = (
+            statistics.median(c) for c in zip(*values, strict=True)
+        )
+        print(
+            f"| {name} | {waits_ms:.0f} | {within:.1f} ms | {cpu:.0f} ms | {rate:,.0f} | {p50:,.0f}"
+            f" | {p99:,.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
