@@ -27,6 +27,7 @@ from serving.monitoring.predlog.backends import (
     open_backend,
 )
 from serving.monitoring.predlog.log import LogMetrics, PredictionLog
+from serving.monitoring.predlog.wire import WriterConfig, write_frame
 from tests.support import ROOT
 
 # Request bodies, as /predict receives them: one patient, or an array (``batch``).
@@ -273,6 +274,41 @@ def test_the_writer_process_yields_the_cores_to_the_worker(tmp_path: Path, idle:
         assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the worker is untouched
     finally:
         log.stop()
+
+
+def test_the_writer_process_freezes_what_its_setup_made(tmp_path: Path) -> None:
+    # Its full collections must not walk every imported module's objects (docs/serving.md).
+    config = WriterConfig(
+        url=f"sqlite:///{tmp_path / 'p.db'}",
+        spool_dir=str(tmp_path / "spool"),
+        owner="test",
+        record_inputs=True,
+        max_age_s=None,
+        max_rows=None,
+        prune_interval=300.0,
+        niceness=0,
+        idle=False,
+        drain_s=1.0,
+    )
+    script = (
+        "import gc, sys\n"
+        "from serving.monitoring.predlog import writer\n"
+        "writer.main()\n"
+        "print(gc.get_freeze_count(), file=sys.stderr)\n"
+    )
+    read_end, write_end = os.pipe()
+    write_frame(write_end, msgspec.msgpack.encode(config))
+    os.close(write_end)  # the worker is gone at once: the writer writes nothing and returns
+    with os.fdopen(read_end, "rb") as inbox:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            stdin=inbox,
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+            check=True,
+        )
+    assert int(done.stderr.split()[-1]) > 1000
 
 
 def test_a_killed_writer_is_replaced_and_nothing_acknowledged_is_lost(tmp_path: Path) -> None:
