@@ -19,6 +19,8 @@ Figures and what they showed: docs/serving.md, "2026-12-03 (late)".
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import re
 import statistics
 import subprocess
@@ -45,41 +47,75 @@ _LINE = re.compile(
 )
 
 
+WRITER, SAME_WORKER, OTHER_WORKER, WRK, OTHER = (
+    "log writer",
+    "the waiting worker's other threads",
+    "the other worker",
+    "wrk",
+    "anything else (kernel threads, perf, the server's main process)",
+)
+
+
 @dataclass(frozen=True)
 class Waits:
-    """One trace: the workers' waits over ``LONG_WAIT_S`` and the writer's time within them."""
+    """One trace: the workers' waits over ``LONG_WAIT_S``, and who had their cores meanwhile."""
 
     long_waits_ms: float
-    writer_within_ms: float
+    held_ms: dict[str, float]
+    """CPU time on the waiting thread's core during its wait, by who ran (the categories)."""
     writer_cpu_ms: float
+
+    @property
+    def writer_within_ms(self) -> float:
+        """The log writers' CPU time inside the long waits."""
+        return self.held_ms.get(WRITER, 0.0)
+
+
+def _who(pid: int, name: str, waiting: int, workers: set[int], writers: set[int]) -> str:
+    """The category of a task that ran while worker ``waiting`` waited."""
+    if pid in writers:
+        return WRITER
+    if pid == waiting:
+        return SAME_WORKER
+    if pid in workers:
+        return OTHER_WORKER
+    return WRK if name.startswith("wrk") else OTHER
 
 
 def long_waits(timehist: Iterable[str], workers: set[int], writers: set[int]) -> Waits:
-    """Sum the workers' long run-queue waits and the writers' CPU time on those cores then."""
-    runs: dict[int, list[tuple[float, float]]] = defaultdict(list)  # cpu: the writers' runs
-    waits: list[tuple[int, float, float]] = []  # cpu, start, end
+    """Sum the workers' long run-queue waits and who ran on those cores meanwhile."""
+    runs: dict[int, list[tuple[float, float, int, int, str]]] = defaultdict(list)
+    waits: list[tuple[int, float, float, int, int]] = []  # cpu, start, end, tid, pid
     writer_cpu = 0.0
     for line in timehist:
         match = _LINE.match(line)
         if match is None:
             continue
-        end, cpu = float(match[1]), int(match[2])
+        end, cpu, tid = float(match[1]), int(match[2]), int(match[3])
         pid = int(match[4] or match[3])
         delay, ran = float(match[6]) / 1000, float(match[7]) / 1000
         started = end - ran
+        name = line[match.end(2) + 1 : match.start(3)].strip().rstrip("[")
+        runs[cpu].append((started, end, tid, pid, name))
         if pid in writers:
-            runs[cpu].append((started, end))
             writer_cpu += ran
         elif pid in workers and delay > LONG_WAIT_S:
-            waits.append((cpu, started - delay, started))
-    within = sum(
-        min(end, w_end) - max(start, w_start)
-        for cpu, start, end in waits
-        for w_start, w_end in runs[cpu]
-        if w_start < end and start < w_end
-    )
-    total = sum(end - start for _, start, end in waits)
-    return Waits(total * 1000, within * 1000, writer_cpu * 1000)
+            waits.append((cpu, started - delay, started, tid, pid))
+    for on_cpu in runs.values():
+        on_cpu.sort()  # the runs on one core follow each other
+    held: dict[str, float] = defaultdict(float)
+    for cpu, start, end, tid, pid in waits:
+        on_cpu = runs[cpu]
+        at = max(0, bisect.bisect_left(on_cpu, (start,)) - 1)
+        for r_start, r_end, r_tid, r_pid, name in itertools.islice(on_cpu, at, None):
+            if r_start >= end:
+                break
+            if r_end <= start or r_tid == tid:
+                continue
+            who = _who(r_pid, name, pid, workers, writers)
+            held[who] += (min(end, r_end) - max(start, r_start)) * 1000
+    total = sum(end - start for _, start, end, _, _ in waits)
+    return Waits(total * 1000, dict(held), writer_cpu * 1000)
 
 
 def _processes(server: ServerProcess) -> tuple[set[int], set[int]]:
@@ -125,6 +161,7 @@ def main() -> None:
         raise SystemExit("name at least two --setting to compare")
     target = next(t for t in targets(bodies(seed=1, count=200)) if t.key == "predict")
     rows: dict[str, list[tuple[float, ...]]] = defaultdict(list)
+    holders: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for number in range(args.rounds):
         names = list(settings) if number % 2 == 0 else list(settings)[::-1]
         for name in names:
@@ -135,6 +172,8 @@ def main() -> None:
                 waits = _traced_run(s, url, target.bodies, args.connections)
                 plain = run_wrk(url, connections=args.connections, duration_s=args.seconds,
                                 method="POST", bodies=target.bodies)  # fmt: skip
+            for who, held in waits.held_ms.items():
+                holders[name][who] += held
             rows[name].append(
                 (
                     waits.long_waits_ms,
@@ -158,6 +197,14 @@ def main() -> None:
             f"| {name} | {waits_ms:.0f} | {within:.1f} ms | {cpu:.0f} ms | {rate:,.0f} | {p50:,.0f}"
             f" | {p99:,.0f} |"
         )
+    print("\nWho had the waiting thread's core during those waits (all rounds):\n")
+    categories = (WRITER, SAME_WORKER, OTHER_WORKER, WRK, OTHER)
+    print(f"| Setting | {' | '.join(categories)} |")
+    print(f"|---|{'---|' * len(categories)}")
+    for name, held_by in holders.items():
+        total = sum(held_by.values()) or 1.0
+        shares = " | ".join(f"{held_by.get(who, 0.0) / total:.0%}" for who in categories)
+        print(f"| {name} | {shares} |")
 
 
 if __name__ == "__main__":

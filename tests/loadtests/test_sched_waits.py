@@ -4,34 +4,40 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.sched_waits import long_waits
+from scripts.sched_waits import OTHER_WORKER, SAME_WORKER, WRK, long_waits
 
 # perf sched timehist lines: time, [cpu], task[tid/pid], wait, sch delay, run time (ms).
-# Worker 100 (threads 100, 101) and writer 200. On cpu 0 the writer runs 3 ms
+# Workers 100 (threads 100, 101) and 400, writer 200. On cpu 0 the writer runs 3 ms
 # (10.000-10.003); worker thread 101 waits 2.5 ms of it (10.0005-10.003) and then runs 0.5 ms.
-# On cpu 1 the worker's main thread waits 1.5 ms behind wrk (not the writer), and a 0.2 ms
-# wait is too short to count.
+# On cpu 1 the worker's main thread waits 1.5 ms (10.0005-10.002) behind wrk (1.0 ms), its own
+# thread 101 (0.3 ms) and worker 400 (0.2 ms); a 0.2 ms wait is too short to count.
 TIMEHIST = """\
            time    cpu  task name                       wait time  sch delay   run time
                         [tid/pid]                          (msec)     (msec)     (msec)
 --------------- ------  ------------------------------  ---------  ---------  ---------
    10.003000 [0000]  python[200]                       250.000      0.100      3.000
    10.003500 [0000]  tokio-rt-worker[101/100]            0.100      2.500      0.500
-   10.002000 [0001]  wrk[300/299]                        0.000      0.000      2.000
+   10.001000 [0001]  wrk[300/299]                        0.000      0.000      1.000
+   10.001300 [0001]  tokio-rt-worker[101/100]            0.000      0.000      0.300
+   10.001800 [0001]  python[400]                         0.000      0.000      0.500
    10.002300 [0001]  python[100]                         0.300      1.500      0.300
    10.002600 [0001]  python[100]                         0.000      0.200      0.100
 """
 
 
-def test_long_waits_add_up_the_writer_time_within_them() -> None:
-    waits = long_waits(TIMEHIST.splitlines(), workers={100}, writers={200})
+def test_long_waits_add_up_who_had_the_core_meanwhile() -> None:
+    waits = long_waits(TIMEHIST.splitlines(), workers={100, 400}, writers={200})
     assert waits.long_waits_ms == pytest.approx(2.5 + 1.5)
     assert waits.writer_within_ms == pytest.approx(2.5)
     assert waits.writer_cpu_ms == pytest.approx(3.0)
+    # wrk ran 10.000-10.001: 0.5 ms of it inside the wait that began at 10.0005.
+    assert waits.held_ms[WRK] == pytest.approx(0.5)
+    assert waits.held_ms[SAME_WORKER] == pytest.approx(0.3)
+    assert waits.held_ms[OTHER_WORKER] == pytest.approx(0.5)
 
 
 def test_without_a_writer_nothing_is_held_against_it() -> None:
-    waits = long_waits(TIMEHIST.splitlines(), workers={100}, writers=set())
+    waits = long_waits(TIMEHIST.splitlines(), workers={100, 400}, writers=set())
     assert waits.long_waits_ms == pytest.approx(4.0)
     assert waits.writer_within_ms == 0.0
     assert waits.writer_cpu_ms == 0.0
