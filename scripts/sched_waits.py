@@ -4,7 +4,8 @@ For each named set of settings a server is started (2 workers, logs on, as in pr
 sent single patients by wrk; during the run `perf sched record` captures every context switch.
 From `perf sched timehist` it takes each time a worker thread waited more than 1 ms for a core
 after it woke (its run-queue delay) and adds up what ran on that core meanwhile: how much of it
-was the prediction log's writer. Then a run of the same length without perf gives the plain p99.
+was the prediction log's writer, and whose the rest was. Then a run without perf (``--seconds``)
+gives the plain p50 and p99.
 Rounds alternate the order of the settings; the table gives medians.
 
     .venv/bin/python -m scripts.sched_waits ARTIFACTS_DIR [--rounds 6] [--connections 16]
@@ -37,7 +38,7 @@ import psutil
 from loadtests.bench.http_bench import bodies, targets
 from loadtests.bench.server import ServerProcess
 from loadtests.bench.wrk import WrkResult, run_wrk
-from scripts.writer_tail import WRITER_MODULE
+from scripts.writer_tail import writers
 
 LONG_WAIT_S = 0.001
 TRACE_S = 3.0
@@ -119,10 +120,11 @@ def long_waits(timehist: Iterable[str], workers: set[int], writers: set[int]) ->
 
 
 def _processes(server: ServerProcess) -> tuple[set[int], set[int]]:
+    """The server's workers and its log writers (the main process is neither)."""
     assert server.process is not None
     children = psutil.Process(server.process.pid).children(recursive=True)
-    writers = {p.pid for p in children if WRITER_MODULE in " ".join(p.cmdline())}
-    return {p.pid for p in children} - writers, writers
+    log_writers = set(writers(server))
+    return {p.pid for p in children} - log_writers, log_writers
 
 
 def _traced_run(server: ServerProcess, url: str, payloads: list[bytes], conns: int) -> Waits:

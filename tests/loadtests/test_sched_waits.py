@@ -7,10 +7,10 @@ import pytest
 from scripts.sched_waits import OTHER_WORKER, SAME_WORKER, WRK, long_waits
 
 # perf sched timehist lines: time, [cpu], task[tid/pid], wait, sch delay, run time (ms).
-# Workers 100 (threads 100, 101) and 400, writer 200. On cpu 0 the writer runs 3 ms
-# (10.000-10.003); worker thread 101 waits 2.5 ms of it (10.0005-10.003) and then runs 0.5 ms.
-# On cpu 1 the worker's main thread waits 1.5 ms (10.0005-10.002) behind wrk (1.0 ms), its own
-# thread 101 (0.3 ms) and worker 400 (0.2 ms); a 0.2 ms wait is too short to count.
+# Workers 100 (threads 100, 101) and 400, writer 200. On cpu 0 the writer runs from 10.000 to
+# 10.003, and worker thread 101 waits from 10.0005 until it. On cpu 1 the worker's main thread
+# waits from 10.0005 to 10.002 while wrk (until 10.001), its own thread 101 and worker 400 run;
+# its later wait is too short to count.
 TIMEHIST = """\
            time    cpu  task name                       wait time  sch delay   run time
                         [tid/pid]                          (msec)     (msec)     (msec)

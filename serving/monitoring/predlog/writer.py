@@ -58,10 +58,9 @@ def share_cores() -> None:
     """Offer the core to whatever waits for it, then go on (at once when nothing does).
 
     At a nice value the writer, once running, keeps its core until the scheduler's next tick
-    (4 ms at 250 Hz) while a worker that woke up waits for it: the answers' p99 was made of such
-    waits. Offered every couple of hundred rows, the core goes to a waiting worker within a
-    fraction of a millisecond, and the writer keeps its share (docs/serving.md, "2026-12-03
-    (late)").
+    while a worker that woke up waits for it, and the answers' p99 was made of such waits.
+    Offered every couple of hundred rows, the core goes to a waiting worker soon, and the writer
+    keeps its share when nothing waits (docs/serving.md, "2026-12-03 (late)").
     """
     os.sched_yield()
 
@@ -493,8 +492,8 @@ def main() -> int:
     _lower_priority(config)
     writer = Writer(config, inbox_fd, reports_fd)
     # What the imports and the setup made lives as long as the process: out of the collector's
-    # way, a full collection looks at the few objects made since, not at every module's (it
-    # held a core for 4-6 ms once every few seconds; docs/serving.md, "2026-12-03 (late)").
+    # way, a full collection looks at the few objects made since, not at every module's, and
+    # holds the core that much shorter (docs/serving.md, "2026-12-03 (late)").
     gc.freeze()
     try:
         writer.run()
