@@ -23,6 +23,7 @@ import argparse
 import bisect
 import itertools
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -142,8 +143,10 @@ def _traced_run(server: ServerProcess, url: str, payloads: list[bytes], conns: i
         load.start()
         time.sleep(0.7)
         record = ["perf", "sched", "record", "-o", str(trace), "--", "sleep", str(TRACE_S)]
-        subprocess.run(record, capture_output=True, check=True)  # noqa: S603 - fixed command
+        recorded = subprocess.run(record, capture_output=True, text=True, check=False)  # noqa: S603
         load.join()
+        if recorded.returncode:  # most often: no right to trace the scheduler (not root)
+            raise SystemExit(f"perf sched record failed: {recorded.stderr.strip()[-300:]}")
         show = ["perf", "sched", "timehist", "-i", str(trace)]
         text = subprocess.run(show, capture_output=True, text=True, check=True).stdout  # noqa: S603
     return long_waits(text.splitlines(), workers, writers)
@@ -158,9 +161,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--setting", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"))
     args = parser.parse_args()
-    settings = {name: dict(kv.split("=", 1) for kv in env) for name, *env in args.setting or []}
+    settings: dict[str, dict[str, str]] = {}
+    for name, *env in args.setting or []:
+        if bad := [kv for kv in env if "=" not in kv]:
+            raise SystemExit(f"--setting {name}: {', '.join(bad)} is not KEY=VALUE")
+        settings[name] = dict(kv.split("=", 1) for kv in env)
     if len(settings) < 2:
         raise SystemExit("name at least two --setting to compare")
+    if shutil.which("perf") is None:
+        raise SystemExit("perf is not installed (Debian: linux-perf)")
     target = next(t for t in targets(bodies(seed=1, count=200)) if t.key == "predict")
     rows: dict[str, list[tuple[float, ...]]] = defaultdict(list)
     holders: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.sched_waits import OTHER_WORKER, SAME_WORKER, WRK, long_waits
+from scripts.sched_waits import OTHER_WORKER, SAME_WORKER, WRK, long_waits, main
 
 # perf sched timehist lines: time, [cpu], task[tid/pid], wait, sch delay, run time (ms).
 # Workers 100 (threads 100, 101) and 400, writer 200. On cpu 0 the writer runs from 10.000 to
@@ -41,3 +41,22 @@ def test_without_a_writer_nothing_is_held_against_it() -> None:
     assert waits.long_waits_ms == pytest.approx(4.0)
     assert waits.writer_within_ms == 0.0
     assert waits.writer_cpu_ms == 0.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--setting", "a", "--setting", "b", "NOEQUALS"],
+            "--setting b: NOEQUALS is not KEY=VALUE",
+        ),
+        (["--setting", "a"], "name at least two --setting to compare"),
+    ],
+)
+def test_bad_settings_are_refused_by_name_before_any_server_starts(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+) -> None:
+    monkeypatch.setattr("sys.argv", ["sched_waits", "artifacts", *argv])
+    with pytest.raises(SystemExit) as refused:
+        main()
+    assert str(refused.value) == message
