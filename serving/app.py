@@ -26,11 +26,12 @@ from serving.explain.service import ExplanationService
 from serving.http import logs
 from serving.http.auth import AccessPolicy
 from serving.http.exceptions import exception_handlers
-from serving.http.metrics import ServerMetrics
+from serving.http.metrics import FLUSH_INTERVAL_S, ServerMetrics
 from serving.http.middleware import RequestObserver
 from serving.http.openapi import ClosedStructSchemaPlugin, openapi_config, static_router
 from serving.http.raw import serve_path_parameters
 from serving.http.state import services
+from serving.inference import background
 from serving.inference.codec import PatientCodec
 from serving.inference.holder import ModelHolder
 from serving.inference.routes import PredictionController
@@ -81,6 +82,9 @@ def create_app(settings: Settings) -> Litestar:
         bind_host=settings.host,
     )
 
+    async def flush_metrics() -> None:
+        metrics.flush()
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # Refuse to start on a bad artifact: raising here aborts the server's startup.
@@ -94,6 +98,11 @@ def create_app(settings: Settings) -> Litestar:
             extra={"model_version": model.version, "event_loop": loop},
         )
         async with AsyncExitStack() as stack:
+            # Unwound last: what the other parts counted while stopping is written too.
+            stack.callback(metrics.flush)
+            await stack.enter_async_context(
+                background.polling(FLUSH_INTERVAL_S, flush_metrics, "metrics flush")
+            )
             await stack.enter_async_context(holder.watching(settings.reload_interval))
             if predlog is not None:
                 # Exit flushes and joins the writer: nothing accepted is lost on SIGTERM.

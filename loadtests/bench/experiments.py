@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     shares: list[float] = []
     shadowed: list[float] = []
     memory: dict[str, list[float]] = {"1 version": [], "2 versions": [], "3 versions": []}
+    from serving.http.metrics import FLUSH_INTERVAL_S as flush_interval_s  # noqa: PLC0415, N811
     with tempfile.TemporaryDirectory(prefix="drugclf-ab-bench-") as tmp:
         registry = Registry(Path(tmp) / "artifacts")
         shutil.copytree(args.artifacts_dir.resolve(), registry.root, symlinks=True)
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                     cpu_before = server.cpu_seconds()
                     result = _load(server.port, args.duration)
                     cpu = server.cpu_seconds() - cpu_before
+                    # Each worker writes its counts every FLUSH_INTERVAL_S: wait for the last.
+                    time.sleep(2 * flush_interval_s)
                     served = roles_served(server.port)
                 cpu_us[on].append(cpu * 1e6 / max(result.requests, 1))
                 if on:  # the policy was followed: a tenth answered by the candidate, all shadowed
