@@ -123,9 +123,9 @@ class DrugModel:
     ) -> None:
         self.session = session
         self.explainer = explainer
+        """Exact Shapley values of this version (None: exported without them)."""
         self.table = table
         """The answers per cell this version looks up (None: the session answers)."""
-        """Exact Shapley values of this version (None: exported without them)."""
         self.threads = threads or OrtThreads()
         # Looked up once: the process's pool for the slices beyond the first.
         self._pool = (

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from drugclf.cells import CellTable
 from drugclf.contract import Patient
 from serving.http.errors import ModelUnavailableError
 from serving.http.metrics import ServerMetrics
@@ -37,11 +38,14 @@ class PredictionRecorder(Protocol):
         version: str,
         body: bytes,
         labels: Sequence[str],
-        probabilities: npt.NDArray[np.float32],
+        probabilities: npt.NDArray[np.float32] | bytes,
         started: float,
         role: Role = "primary",
     ) -> None:
-        """Keep one request's answers (``body`` is the JSON the codec accepted)."""
+        """Keep one request's answers (``body`` is the JSON the codec accepted).
+
+        ``probabilities`` may come as the float32 bytes ``ndarray.tobytes()`` would give.
+        """
 
     def record_burst(  # noqa: PLR0917 - the same order as record()
         self,
@@ -84,6 +88,26 @@ class ModelChooser(Protocol):
         request_id: str | None,
     ) -> None:
         """Queue the request for ``choice.shadows`` once it is answered (never blocks)."""
+
+
+class CellAnswer:
+    """One version's answer for every patient in one cell of its table, encoded once.
+
+    A version answers a single patient from its table's cell (``drugclf.cells``): the label,
+    the probabilities and so the encoded answer are the same for every patient of the cell.
+    """
+
+    __slots__ = ("encoded", "labels", "probabilities")
+
+    def __init__(self, labels: list[str], probabilities: bytes, encoded: bytes) -> None:
+        self.labels = labels
+        self.probabilities = probabilities
+        """The float32 row as ``ndarray.tobytes()`` gives it (what the log keeps)."""
+        self.encoded = encoded
+
+
+CELL_ANSWER_VERSIONS: Final = 16
+"""Versions whose cell answers are kept (those in use at once are far fewer)."""
 
 
 class Answer:
@@ -158,6 +182,7 @@ class PredictionService:
         self.chooser = chooser
         self._batcher = MicroBatcher(lambda: self.model) if micro_batching else None
         self._info: dict[tuple[str, str | None], bytes] = {}
+        self._cell_answers: dict[str, dict[int, CellAnswer]] = {}
 
     @property
     def model(self) -> DrugModel:
@@ -221,24 +246,54 @@ class PredictionService:
         started = time.perf_counter()
         patients = self.codec.decode(body)
         choice = self.choose(headers) if self.chooser is not None else None
-        model, result = await self.predict(patients, choice.model if choice else None)
-        if isinstance(patients, Patient):
-            encoded = self.codec.encode_one(
-                result.labels[0], result.probabilities[0], model.version
-            )
+        chosen = choice.model if choice is not None else None
+        labels: Sequence[str]
+        probabilities: npt.NDArray[np.float32] | bytes
+        model = chosen or self.model
+        table = model.table
+        if table is not None and isinstance(patients, Patient):
+            # Most requests: one patient, a version with a table. The cell's answer is encoded
+            # once per version; the micro-batcher has nothing to gain (see predict).
+            cell = self._cell_answer(model, table, patients)
+            self.metrics.observe_prediction(cell.labels[0])
+            encoded, labels, probabilities = cell.encoded, cell.labels, cell.probabilities
         else:
-            encoded = self.codec.encode_many(result.labels, result.probabilities, model.version)
+            model, result = await self.predict(patients, chosen)
+            labels, probabilities = result.labels, result.probabilities
+            if isinstance(patients, Patient):
+                encoded = self.codec.encode_one(labels[0], result.probabilities[0], model.version)
+            else:
+                encoded = self.codec.encode_many(labels, result.probabilities, model.version)
         role: Role = choice.role if choice is not None else "primary"
         self.metrics.observe_version(
-            model.version, role, len(result.labels), time.perf_counter() - started
+            model.version, role, len(labels), time.perf_counter() - started
         )
         if self.recorder is not None:
             self.recorder.record(
-                request_id, model.version, body, result.labels, result.probabilities, started, role
+                request_id, model.version, body, labels, probabilities, started, role
             )
         if choice is not None and choice.shadows:
             self.answered(choice, patients, request_id)
         return Answer(encoded, model.version)
+
+    def _cell_answer(self, model: DrugModel, table: CellTable, patient: Patient) -> CellAnswer:
+        """``model``'s answer for ``patient`` from ``table``, encoded at the cell's first use."""
+        cell = table.cell_of(patient)
+        answers = self._cell_answers.get(model.version)
+        if answers is None:
+            if len(self._cell_answers) >= CELL_ANSWER_VERSIONS:
+                self._cell_answers.clear()  # versions come and go with reloads: start again
+            answers = self._cell_answers[model.version] = {}
+        answer = answers.get(cell)
+        if answer is None:
+            labels, row = table.predict_one(patient)
+            probabilities = np.asarray(row, dtype=np.float32)
+            answer = answers[cell] = CellAnswer(
+                labels,
+                probabilities.tobytes(),
+                self.codec.encode_one(labels[0], probabilities[0], model.version),
+            )
+        return answer
 
     def model_info(self) -> bytes:
         """The encoded ``/model/info`` answer of the served model (encoded once per version)."""

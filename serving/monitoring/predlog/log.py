@@ -266,14 +266,15 @@ class PredictionLog:
         version: str,
         body: bytes,
         labels: Sequence[str],
-        probabilities: npt.NDArray[np.float32],
+        probabilities: npt.NDArray[np.float32] | bytes,
         started: float,
         role: str = "primary",
     ) -> None:
         """Enqueue one request's predictions (``started`` is its ``time.perf_counter()``).
 
         ``body`` is the request body the codec accepted (one patient or an array), ``labels``
-        and ``probabilities`` the answers in the same order. The bound counts rows (patients)
+        and ``probabilities`` the answers in the same order (the probabilities may come as the
+        float32 bytes ``ndarray.tobytes()`` gives). The bound counts rows (patients)
         held in memory until the shipper spools them: one request may carry 1,000.
         """
         rows = len(labels)  # one label per patient
@@ -286,8 +287,10 @@ class PredictionLog:
             request_id,
             version,
             body if self.record_inputs else b"",
-            list(labels),
-            np.asarray(probabilities, dtype=np.float32).tobytes(),
+            labels if isinstance(labels, list) else list(labels),
+            probabilities
+            if isinstance(probabilities, bytes)
+            else np.asarray(probabilities, dtype=np.float32).tobytes(),
             (time.perf_counter() - started) * 1000.0,
             role,
         )
