@@ -28,6 +28,41 @@ _IDENTITY: Final = frozenset({b"", b"identity"})
 # Echo a client's id only if it is short and harmless in logs and headers.
 _SAFE_ID: Final = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
 UNMATCHED_ROUTE: Final = "unmatched"
+ID_BYTES: Final = 16
+"""128 random bits per request id, written as 32 hex digits (the format of uuid4().hex)."""
+
+
+class RandomIds:
+    """Request ids from the system's random source, read ``batch`` ids at a time.
+
+    ``os.urandom`` releases the GIL around its system call. Once per request, that let the
+    worker's other threads (the prediction log's shipper and its reports) take the GIL between
+    two requests, each handover a futex wake and an interrupt to the other core: in process,
+    about 9 µs more CPU per logged request (docs/serving.md). One read per ``batch`` ids keeps
+    the ids as random as before. A child forked after a read must not hand out its parent's
+    ids: the buffer is emptied in every child (``os.register_at_fork``).
+    """
+
+    def __init__(self, batch: int = 256) -> None:
+        self._size = batch * ID_BYTES
+        self._pool = b""
+        self._offset = 0
+
+    def next(self) -> bytes:
+        """A new id: 32 lowercase hex digits."""
+        offset = self._offset
+        if offset >= len(self._pool):
+            self._pool, offset = os.urandom(self._size), 0
+        self._offset = offset + ID_BYTES
+        return self._pool[offset : offset + ID_BYTES].hex().encode()
+
+    def forget(self) -> None:
+        """Drop what was read (a forked child reads its own)."""
+        self._pool, self._offset = b"", 0
+
+
+_IDS: Final = RandomIds()
+os.register_at_fork(after_in_child=_IDS.forget)
 
 
 def _read_headers(scope: Scope) -> tuple[bytes, bytes | None]:
@@ -39,8 +74,7 @@ def _read_headers(scope: Scope) -> tuple[bytes, bytes | None]:
             request_id = value if _SAFE_ID.match(value) else None
         elif name == CONTENT_ENCODING_HEADER and value.strip().lower() not in _IDENTITY:
             encoding = value
-    # 128 random bits as 32 hex digits, the format of uuid4().hex at a fifth of its cost.
-    return request_id or os.urandom(16).hex().encode(), encoding
+    return request_id or _IDS.next(), encoding
 
 
 async def _refuse_encoding(encoding: bytes, request_id: str, send: Send) -> None:
