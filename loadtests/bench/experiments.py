@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     shadowed: list[float] = []
     memory: dict[str, list[float]] = {"1 version": [], "2 versions": [], "3 versions": []}
     from serving.http.metrics import FLUSH_INTERVAL_S as flush_interval_s  # noqa: PLC0415, N811
+
     with tempfile.TemporaryDirectory(prefix="drugclf-ab-bench-") as tmp:
         registry = Registry(Path(tmp) / "artifacts")
         shutil.copytree(args.artifacts_dir.resolve(), registry.root, symlinks=True)
