@@ -277,7 +277,11 @@ class PredictionService:
         return Answer(encoded, model.version)
 
     def _cell_answer(self, model: DrugModel, table: CellTable, patient: Patient) -> CellAnswer:
-        """``model``'s answer for ``patient`` from ``table``, encoded at the cell's first use."""
+        """``model``'s answer for ``patient``'s cell of ``table``, encoded at the cell's first use.
+
+        A miss asks the model itself (``predict_one``, which reads the same table), so what the
+        model answers and what the cache keeps cannot part.
+        """
         cell = table.cell_of(patient)
         answers = self._cell_answers.get(model.version)
         if answers is None:
@@ -286,8 +290,9 @@ class PredictionService:
             answers = self._cell_answers[model.version] = {}
         answer = answers.get(cell)
         if answer is None:
-            labels, row = table.predict_one(patient)
-            probabilities = np.asarray(row, dtype=np.float32)
+            result = model.predict_one(patient)
+            labels = result.labels
+            probabilities = np.asarray(result.probabilities, dtype=np.float32)
             answer = answers[cell] = CellAnswer(
                 labels,
                 probabilities.tobytes(),
