@@ -14,12 +14,15 @@ is expected.
 
 The two forms clients send most (five flat inline tensors; one patient as five one-element
 binary tensors) are first tried with typed decoders that check everything in one ``msgspec``
-call; anything they do not take, refusals included, goes through the general path above.
+call; anything they do not take, refusals included, goes through the general path above. One
+patient with its tensors in the contract's order (as the metadata lists them, and as clients
+build them from it) is tried before those, with types that leave no per-tensor work to Python.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import re
 import struct
 import typing
@@ -49,7 +52,6 @@ from serving.v2.schemas import (
     MetadataTensor,
     Parameters,
     RequestInput,
-    RequestOutput,
     ResponseOutput,
 )
 
@@ -113,6 +115,25 @@ def _feature(spec: Any) -> Feature:
 FEATURES: Final[dict[str, Feature]] = {spec.name: _feature(spec) for spec in FIELDS}
 
 
+class _BinaryData(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An output's only parameter in the fast paths: whether it goes as binary data."""
+
+    binary_data: bool
+
+
+class _PlainOutput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An output as clients ask for it: one of ours, at most ``binary_data`` as parameter."""
+
+    name: typing.Literal["label", "probabilities"]
+    parameters: _BinaryData | None = None
+
+
+_ALL_OUTPUTS: Final = {
+    binary: tuple((name, binary) for name in OUTPUT_NAMES) for binary in (False, True)
+}
+"""Every output, inline or binary: what a request that names none gets."""
+
+
 def _typed_request(
     form: str, data_fields: Callable[[str], list[tuple[Any, ...]]], *, forbid_unknown_fields: bool
 ) -> tuple[Any, dict[Any, str]]:
@@ -144,7 +165,7 @@ def _typed_request(
             ("inputs", list[tensor]),
             ("id", str | None, None),
             ("parameters", Parameters | None, None),
-            ("outputs", list[RequestOutput] | None, None),
+            ("outputs", list[_PlainOutput] | None, None),
         ],
         frozen=True,
     )
@@ -172,6 +193,110 @@ _BinaryRequest, _BINARY_TENSORS = _typed_request(
     "Binary", lambda _: [("parameters", _BinarySize)], forbid_unknown_fields=True
 )
 """Five tensors sent as binary data, ``binary_data_size`` their only parameter."""
+_ONE_SHAPE: Final = typing.Annotated[
+    list[typing.Literal[1]], msgspec.Meta(min_length=1, max_length=2)
+]
+"""One patient's shape: ``[1]`` or ``[1, 1]``."""
+_ONE_DATATYPES: Final = {
+    name: next(d for d in f.datatypes if d != "FP32") for name, f in FEATURES.items()
+}
+"""The datatype each feature's tensor has in the one-patient fast paths (FP32: the general path)."""
+
+
+def _one_patient_request(form: str, data_fields: Callable[[str], list[tuple[Any, ...]]]) -> Any:
+    """A one-patient request whose five tensors come in the contract's order, each fully typed.
+
+    What clients send most (the order of the metadata, one element each) is then checked in one
+    ``msgspec`` call, with no per-tensor work in Python: the name and datatype are literals, the
+    shape ``[1]`` or ``[1, 1]``, and nothing else is allowed.
+    """
+    tensors = tuple(
+        msgspec.defstruct(
+            f"{name}{form}One",
+            [
+                ("name", typing.Literal[name]),
+                ("shape", _ONE_SHAPE),
+                ("datatype", typing.Literal[_ONE_DATATYPES[name]]),
+                *data_fields(name),
+            ],
+            frozen=True,
+            forbid_unknown_fields=True,
+        )
+        for name in FEATURES
+    )
+    return msgspec.defstruct(
+        f"{form}OneRequest",
+        [
+            ("inputs", tuple[tensors]),  # type: ignore[valid-type]
+            ("id", str | None, None),
+            ("parameters", Parameters | None, None),
+            ("outputs", list[_PlainOutput] | None, None),
+        ],
+        frozen=True,
+    )
+
+
+_InlineOneRequest: Final = _one_patient_request(
+    "Inline",
+    lambda name: [
+        (
+            "data",
+            typing.Annotated[
+                list[_ELEMENT_TYPES[name]],  # type: ignore[valid-type]
+                msgspec.Meta(min_length=1, max_length=1),
+            ],
+        )
+    ],
+)
+"""One patient as five inline one-element tensors, in the contract's order."""
+_BinaryOneRequest: Final = _one_patient_request("Binary", lambda _: [("parameters", _BinarySize)])
+"""One patient as five binary tensors, in the contract's order."""
+_ELEMENT_FORMATS: Final = {"INT64": "q", "FP64": "d", "BYTES": "I{}s"}
+"""How ``struct`` reads one element of each datatype (BYTES: its length, then the bytes)."""
+LAYOUTS_KEPT: Final = 64
+"""Binary layouts remembered per codec: one per combination of string lengths clients send."""
+
+
+_TEXT_AT: Final = tuple(i for i, name in enumerate(FEATURES) if _ONE_DATATYPES[name] == "BYTES")
+"""The features read as UTF-8 text, by position."""
+
+
+@dataclass(frozen=True, slots=True)
+class _BinaryLayout:
+    """Where one patient's elements are in the binary data, for one set of tensor sizes."""
+
+    reader: struct.Struct
+    lengths_of: Callable[[tuple[Any, ...]], tuple[int, ...]]
+    """Picks what each BYTES element's 4-byte length says out of what ``reader`` read."""
+    lengths: tuple[int, ...]
+    """What they must say: each tensor's size less the 4 bytes of the length."""
+    values_of: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    """Picks the five elements (the texts still bytes) out of what ``reader`` read."""
+
+
+def _binary_layout(sizes: tuple[int, ...]) -> _BinaryLayout | None:
+    """The layout of five one-element tensors of these ``binary_data_size``s (None: impossible)."""
+    formats: list[str] = []
+    length_at: list[int] = []
+    value_at: list[int] = []
+    for name, size in zip(FEATURES, sizes, strict=True):
+        datatype = _ONE_DATATYPES[name]
+        if datatype == "BYTES":
+            if size < LENGTH.size:
+                return None
+            length_at.append(len(formats) + len(length_at))
+        elif size != _FP64.size:  # INT64 and FP64 both take 8 bytes
+            return None
+        value_at.append(len(formats) + len(length_at))
+        formats.append(_ELEMENT_FORMATS[datatype].format(size - LENGTH.size))
+    return _BinaryLayout(
+        reader=struct.Struct("<" + "".join(formats)),
+        lengths_of=operator.itemgetter(*length_at),
+        lengths=tuple(sizes[i] - LENGTH.size for i in _TEXT_AT),
+        values_of=operator.itemgetter(*value_at),
+    )
+
+
 _FP64: Final = struct.Struct("<d")
 """One FP64 element; an INT64 one has the same 8 bytes."""
 _UNREAD: Final = object()
@@ -237,6 +362,9 @@ class TensorCodec:
         self._decoder = msgspec.json.Decoder(InferenceRequest)
         self._inline_decoder = msgspec.json.Decoder(_InlineRequest)
         self._binary_decoder = msgspec.json.Decoder(_BinaryRequest)
+        self._inline_one_decoder = msgspec.json.Decoder(_InlineOneRequest)
+        self._binary_one_decoder = msgspec.json.Decoder(_BinaryOneRequest)
+        self._layouts: dict[tuple[int, ...], _BinaryLayout | None] = {}
         self._encoder = msgspec.json.Encoder()
         self._label_bytes = {c: LENGTH.pack(len(c.encode())) + c.encode() for c in CLASSES}
 
@@ -251,17 +379,67 @@ class TensorCodec:
             InvalidTensorError: a tensor is unknown, missing, wrongly typed or shaped, or holds
                 a value the feature contract refuses.
         """
-        if header_length is None and (inline := self._decode_inline(body)) is not None:
-            return inline
+        if header_length is None:
+            if (inline := self._decode_inline_one(body)) is not None:
+                return inline
+            if (inline := self._decode_inline(body)) is not None:
+                return inline
         header, tail = split_body(body, header_length)
-        if tail and (one := self._decode_binary_one(header, tail)) is not None:
-            return one
+        if tail:
+            if (one := self._decode_binary_ordered(header, tail)) is not None:
+                return one
+            if (one := self._decode_binary_one(header, tail)) is not None:
+                return one
         request = self._decode_header(header)
         if request.parameters:
             _check_parameters(request.parameters, "the request", pandas=True)
         columns = self._columns(request.inputs, tail)
         patients = list(map(Patient, *(columns[name] for name in FEATURES)))
         return Decoded(patients, request.id, _outputs(request))
+
+    def _decode_inline_one(self, body: bytes) -> Decoded | None:
+        """One patient, five inline tensors in the contract's order: one typed decode.
+
+        The elements are decoded with the contract's types, as in ``_decode_inline``; anything
+        else returns ``None`` and goes on to the next path.
+        """
+        try:
+            request = self._inline_one_decoder.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        return _fast_decoded(request, [Patient(*[tensor.data[0] for tensor in request.inputs])])
+
+    def _decode_binary_ordered(self, header: bytes, tail: bytes) -> Decoded | None:
+        """One patient, five binary tensors in the contract's order: read with one ``struct``.
+
+        The elements are read as ``_one_element`` reads them and checked by one strict
+        ``msgspec.convert``, as in ``_decode_binary_one``; anything else returns ``None``.
+        """
+        try:
+            request = self._binary_one_decoder.decode(header)
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        sizes = tuple([tensor.parameters.binary_data_size for tensor in request.inputs])
+        layout = self._layouts.get(sizes, _UNREAD)
+        if layout is _UNREAD:
+            layout = _binary_layout(sizes)
+            if len(self._layouts) < LAYOUTS_KEPT:
+                self._layouts[sizes] = layout
+        if not isinstance(layout, _BinaryLayout) or layout.reader.size != len(tail):
+            return None
+        read = layout.reader.unpack(tail)
+        if layout.lengths_of(read) != layout.lengths:
+            return None
+        values = list(layout.values_of(read))
+        try:
+            for i in _TEXT_AT:
+                values[i] = values[i].decode()
+            patient = msgspec.convert(
+                dict(zip(FEATURES, values, strict=True)), Patient, strict=True
+            )
+        except (UnicodeDecodeError, msgspec.ValidationError):
+            return None
+        return _fast_decoded(request, [patient])
 
     def _decode_inline(self, body: bytes) -> Decoded | None:
         """The common request in one typed decode: five flat inline tensors of valid values.
@@ -289,10 +467,7 @@ class TensorCodec:
             columns[name] = tensor.data
         if len(columns) != len(FEATURES) or not 1 <= count <= self.max_batch_size:
             return None
-        if request.parameters:
-            _check_parameters(request.parameters, "the request", pandas=True)
-        patients = list(map(Patient, *(columns[name] for name in FEATURES)))
-        return Decoded(patients, request.id, _outputs(request))
+        return _fast_decoded(request, list(map(Patient, *(columns[name] for name in FEATURES))))
 
     def _decode_binary_one(self, header: bytes, tail: bytes) -> Decoded | None:
         """One patient's five binary tensors, read without the general path's per-tensor work.
@@ -326,9 +501,7 @@ class TensorCodec:
             patient = msgspec.convert(values, Patient, strict=True)
         except msgspec.ValidationError:
             return None
-        if request.parameters:
-            _check_parameters(request.parameters, "the request", pandas=True)
-        return Decoded([patient], request.id, _outputs(request))
+        return _fast_decoded(request, [patient])
 
     def _decode_header(self, header: bytes) -> InferenceRequest:
         try:
@@ -599,6 +772,43 @@ def _shown(value: object) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN: say it as Python does
     return shown(value)
+
+
+def _fast_decoded(request: Any, patients: list[Patient]) -> Decoded | None:
+    """A fast path's request once its patients are read (None: the general path words it).
+
+    Raises:
+        InvalidTensorError: the request's parameters ask for what is not supported.
+    """
+    if request.parameters:
+        _check_parameters(request.parameters, "the request", pandas=True)
+    outputs = _plain_outputs(request)
+    if outputs is None:
+        return None
+    return Decoded(patients, request.id, outputs)
+
+
+def _plain_outputs(request: Any) -> tuple[tuple[str, bool], ...] | None:
+    """``_outputs`` for a fast path's request (typed outputs); None: let the general path word it.
+
+    The typed decode already refused unknown outputs and parameters, so what is left to refuse
+    here (an output asked for twice, a request-level ``binary_data_output`` that is not a
+    boolean) goes back to ``_outputs``, which words the error.
+    """
+    parameters = request.parameters
+    default = parameters.get("binary_data_output", False) if parameters else False
+    if not isinstance(default, bool):
+        return None
+    outputs = request.outputs
+    if not outputs:
+        return _ALL_OUTPUTS[default]
+    chosen = tuple(
+        (output.name, default if output.parameters is None else output.parameters.binary_data)
+        for output in outputs
+    )
+    if len(chosen) > 1 and (len(chosen) > len(OUTPUT_NAMES) or chosen[0][0] == chosen[1][0]):
+        return None  # an output asked for twice
+    return chosen
 
 
 def _outputs(request: InferenceRequest) -> tuple[tuple[str, bool], ...]:

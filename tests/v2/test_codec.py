@@ -20,6 +20,8 @@ from tests.v2.support import client_request, columns, infer_inputs
 OTHER = Patient(Age=61, Sex="F", BP="LOW", Cholesterol="HIGH", Na_to_K=25.4)
 PATIENTS = [SAMPLE_PATIENT, OTHER]
 CODEC = TensorCodec(max_batch_size=1000)
+DATATYPES = {"Age": "INT64", "Na_to_K": "FP64"}
+"""The datatype of each non-BYTES input."""
 
 
 def tensors(**changes: dict[str, Any]) -> list[dict[str, Any]]:
@@ -345,6 +347,24 @@ def test_the_inline_path_reads_valid_requests_as_the_general_path_does(seed: int
     assert inline is not None
     assert inline == _general(raw) == CODEC.decode(raw, None)
     assert inline.patients == patients
+    # The one-patient path takes one patient in the contract's order, and reads it the same.
+    in_order = [tensor["name"] for tensor in inputs] == list(FEATURE_NAMES)
+    one = CODEC._decode_inline_one(raw)
+    assert (one is not None) == (len(patients) == 1 and in_order)
+    assert one is None or one == inline
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_inline_patient_in_order_is_read_as_the_general_path_reads_it(seed: int) -> None:
+    [patient] = _random_patients(1, seed + 10)
+    outputs = [InferRequestedOutput("label", binary_data=bool(seed % 2))] if seed % 3 else None
+    inputs = infer_inputs([patient], binary=False, nested=seed % 2 == 0)
+    body, header = client_request(inputs, outputs, f"r{seed}")
+    assert header is None
+    one = CODEC._decode_inline_one(body)
+    assert one is not None
+    assert one.patients == [patient]
+    assert one == _general(body) == CODEC.decode(body, None)
 
 
 @pytest.mark.parametrize(
@@ -366,6 +386,44 @@ def test_the_inline_path_leaves_everything_else_to_the_general_one(
 ) -> None:
     raw = msgspec.json.encode({"inputs": tensors(**changes)})
     assert CODEC._decode_inline(raw) is None
+    assert CODEC._decode_inline_one(raw) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"outputs": [{"name": "label"}, {"name": "label"}]},
+        {"outputs": [{"name": "score"}]},
+        {"outputs": [{"name": "label", "parameters": {"binary_data": "yes"}}]},
+        {"outputs": [{"name": "label", "parameters": {"classification": 2}}]},
+        {"parameters": {"binary_data_output": 1}},
+        {
+            "inputs": [
+                {"name": "Cholesterol", "shape": [1], "datatype": "BYTES", "data": ["NORMAL"]}
+            ]
+        },
+    ],
+)
+def test_the_fast_paths_leave_odd_outputs_and_orders_to_the_general_one(
+    body: dict[str, Any],
+) -> None:
+    inputs = [
+        {"name": name, "shape": [1], "datatype": DATATYPES.get(name, "BYTES"), "data": values}
+        for name, values in columns([SAMPLE_PATIENT]).items()
+    ]
+    plain = msgspec.json.encode({"inputs": inputs, "outputs": [{"name": "label"}]})
+    assert CODEC._decode_inline_one(plain) is not None  # so each None below is the change's
+    if "inputs" in body:  # the contract's order, but one tensor moved to the front
+        inputs = [*body.pop("inputs"), *(t for t in inputs if t["name"] != "Cholesterol")]
+    raw = msgspec.json.encode({"inputs": inputs, **body})
+    assert CODEC._decode_inline_one(raw) is None
+    if body:  # the outputs or parameters: refused, in the general path's words
+        assert CODEC._decode_inline(raw) is None
+        with pytest.raises(InvalidTensorError):
+            CODEC.decode(raw, None)
+    else:  # another order: the union path reads it
+        assert CODEC._decode_inline(raw) == CODEC.decode(raw, None)
+        assert CODEC.decode(raw, None).patients == [SAMPLE_PATIENT]
 
 
 def test_the_inline_path_leaves_repeated_tensors_and_large_batches_to_the_general_one() -> None:
@@ -387,6 +445,7 @@ def test_one_binary_patient_is_read_as_the_general_path_reads_it(seed: int) -> N
     json_part, tail = body[: int(header)], body[int(header) :]
     fast = CODEC._decode_binary_one(json_part, tail)
     assert fast is not None
+    assert CODEC._decode_binary_ordered(json_part, tail) == fast  # the contract's order
     general = CODEC._decoder.decode(json_part)
     assert fast.patients == [patient]
     read = CODEC._columns(general.inputs, tail)
@@ -417,6 +476,7 @@ def test_the_one_binary_patient_path_leaves_everything_else_to_the_general_one(
     if change == "length cut":
         tail = tail[:-1]
     assert CODEC._decode_binary_one(json_part, tail) is None
+    assert CODEC._decode_binary_ordered(json_part, tail) is None
 
 
 def _mutated(body: bytes, rng: random.Random) -> bytes:
@@ -444,8 +504,11 @@ def test_the_fast_paths_take_only_what_the_general_one_reads_the_same(binary: bo
             assert header is not None
             json_part, tail = mutated[: int(header)], mutated[int(header) :]
             fast = CODEC._decode_binary_one(json_part, tail) if tail else None
+            ordered = CODEC._decode_binary_ordered(json_part, tail) if tail else None
         else:
             fast = CODEC._decode_inline(mutated)
+            ordered = CODEC._decode_inline_one(mutated)
+        assert ordered is None or ordered == fast  # what the ordered path takes, both take
         try:
             decoded = CODEC.decode(mutated, header)
         except (InvalidTensorError, InferenceHeaderError, MalformedBodyError):
