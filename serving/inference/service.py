@@ -8,7 +8,7 @@ HTTP: it is built and tested without a server.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Final, Literal, Protocol
 
 import numpy as np
@@ -97,13 +97,17 @@ class CellAnswer:
     the probabilities and so the encoded answer are the same for every patient of the cell.
     """
 
-    __slots__ = ("encoded", "labels", "probabilities")
+    __slots__ = ("encoded", "encodings", "labels", "probabilities")
 
     def __init__(self, labels: list[str], probabilities: bytes, encoded: bytes) -> None:
         self.labels = labels
         self.probabilities = probabilities
         """The float32 row as ``ndarray.tobytes()`` gives it (what the log keeps)."""
         self.encoded = encoded
+        """The ``/predict`` answer."""
+        self.encodings: dict[Hashable, tuple[bytes, int | None]] = {}
+        """Other protocols' answers, by what shapes them (the V2 outputs asked for), filled by
+        those protocols: they go when the version's answers go."""
 
 
 CELL_ANSWER_VERSIONS: Final = 16
@@ -250,12 +254,8 @@ class PredictionService:
         labels: Sequence[str]
         probabilities: npt.NDArray[np.float32] | bytes
         model = chosen or self.model
-        table = model.table
-        if table is not None and isinstance(patients, Patient):
-            # Most requests: one patient, a version with a table. The cell's answer is encoded
-            # once per version; the micro-batcher has nothing to gain (see predict).
-            cell = self._cell_answer(model, table, patients)
-            self.metrics.observe_prediction(cell.labels[0])
+        cell = self.cell_answer(model, patients) if isinstance(patients, Patient) else None
+        if cell is not None:
             encoded, labels, probabilities = cell.encoded, cell.labels, cell.probabilities
         else:
             model, result = await self.predict(patients, chosen)
@@ -275,6 +275,19 @@ class PredictionService:
         if choice is not None and choice.shadows:
             self.answered(choice, patients, request_id)
         return Answer(encoded, model.version)
+
+    def cell_answer(self, model: DrugModel, patient: Patient) -> CellAnswer | None:
+        """``model``'s answer for one patient from its table, counted (None: it has no table).
+
+        Most requests: one patient, a version with a table. The cell's answer is encoded once
+        per version; the micro-batcher has nothing to gain (see ``predict``).
+        """
+        table = model.table
+        if table is None:
+            return None
+        cell = self._cell_answer(model, table, patient)
+        self.metrics.observe_prediction(cell.labels[0])
+        return cell
 
     def _cell_answer(self, model: DrugModel, table: CellTable, patient: Patient) -> CellAnswer:
         """``model``'s answer for ``patient``'s cell of ``table``, encoded at the cell's first use.

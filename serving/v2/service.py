@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from drugclf.contract import Patient
 from serving.http.errors import ModelNotFoundError
 from serving.http.validation import shown
 from serving.inference.model import DrugModel
-from serving.inference.service import Choice, Headers, PredictionService, Role
-from serving.v2.codec import TensorCodec, input_metadata, output_metadata
+from serving.inference.service import CellAnswer, Choice, Headers, PredictionService, Role
+from serving.v2.codec import Decoded, TensorCodec, input_metadata, output_metadata
 from serving.v2.schemas import (
     LiveResponse,
     ModelMetadataResponse,
@@ -173,24 +176,48 @@ class OpenInference:
             decoded.patients[0] if len(decoded.patients) == 1 else decoded.patients
         )
         service = self.predictions
-        model, result = await service.predict(patients, chosen)
-        encoded, length = self.codec.encode(
-            decoded, result.labels, result.probabilities, name, model.version
-        )
+        labels: Sequence[str]
+        probabilities: npt.NDArray[np.float32] | bytes
+        model = chosen or service.model
+        cell = service.cell_answer(model, patients) if isinstance(patients, Patient) else None
+        if cell is not None:
+            labels, probabilities = cell.labels, cell.probabilities
+            encoded, length = self._cell_encoded(cell, decoded, name, model.version)
+        else:
+            model, result = await service.predict(patients, chosen)
+            labels, probabilities = result.labels, result.probabilities
+            encoded, length = self.codec.encode(
+                decoded, labels, result.probabilities, name, model.version
+            )
         # The log and the metrics see the request as /predict would have received it.
         role: Role = choice.role if choice is not None else "primary"
         service.metrics.observe_version(
-            model.version, role, len(result.labels), time.perf_counter() - started
+            model.version, role, len(labels), time.perf_counter() - started
         )
         if service.recorder is not None:
             service.recorder.record(
                 request_id,
                 model.version,
                 msgspec.json.encode(patients),
-                result.labels,
-                result.probabilities,
+                labels,
+                probabilities,
                 started,
                 role,
             )
         service.answered(choice, patients, request_id)
         return Inference(encoded, length, model.version)
+
+    def _cell_encoded(
+        self, cell: CellAnswer, decoded: Decoded, name: str, version: str
+    ) -> tuple[bytes, int | None]:
+        """A cell's answer in the outputs asked for, encoded once per outputs (no request id).
+
+        A request id is echoed in the answer, so such a request is encoded for itself.
+        """
+        if decoded.request_id is None and (kept := cell.encodings.get(decoded.outputs)):
+            return kept
+        row = np.frombuffer(cell.probabilities, dtype=np.float32).reshape(1, -1)
+        encoded = self.codec.encode(decoded, cell.labels, row, name, version)
+        if decoded.request_id is None:
+            cell.encodings[decoded.outputs] = encoded
+        return encoded

@@ -1,8 +1,9 @@
 """One patient's answer from the cell's answer, encoded once per version: the same bytes as ever.
 
 ``PredictionService.answer_json`` answers a single patient of a version with a cell table from
-that cell's answer, encoded at the cell's first use. Every answer and every logged row must be
-what the general path (the table's lookup, then the encoder) gives for that very patient.
+that cell's answer, encoded at the cell's first use, and the V2 infer route does the same with
+the outputs asked for. Every answer and every logged row must be what the general path (the
+table's lookup, then the encoder) gives for that very patient.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pytest
+from tritonclient.http import InferRequestedOutput
 
 from drugclf.contract import Patient
 from drugclf.registry import Registry
@@ -23,6 +25,10 @@ from serving.inference.codec import PatientCodec
 from serving.inference.holder import ModelHolder
 from serving.inference.service import PredictionService
 from serving.settings import OrtThreads
+from serving.v2.codec import TensorCodec
+from serving.v2.service import Inference, OpenInference
+from serving.v2.versions import VersionCache
+from tests.v2.support import client_request, infer_inputs
 
 from .conftest import Trained
 
@@ -109,3 +115,58 @@ def test_the_kept_versions_are_bounded(trained: Trained, monkeypatch: pytest.Mon
         assert answer.model_version == version
         assert msgspec.json.decode(answer.body)["model_version"] == version
     assert len(service._cell_answers) <= 2
+
+
+def _open_inference(trained: Trained) -> tuple[OpenInference, Recorded]:
+    service, recorded = _service(trained, cell_table=True)
+    codec = TensorCodec(1000)
+    return OpenInference(service, VersionCache(service.holder, 2), codec, "drugs"), recorded
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_v2_answers_of_one_patient_are_the_general_path_s_bytes(
+    trained: Trained, binary: bool
+) -> None:
+    """V2 answers a single patient from the same cells, encoded once per outputs asked for."""
+    v2, recorded = _open_inference(trained)
+    rng = random.Random(15)
+    asked: list[tuple[Patient, bytes, str | None]] = []
+    for patient in _patients(300):
+        outputs = rng.choice(
+            [
+                None,
+                [InferRequestedOutput("label", binary_data=binary)],
+                [
+                    InferRequestedOutput("probabilities", binary_data=binary),
+                    InferRequestedOutput("label", binary_data=not binary),
+                ],
+            ]
+        )
+        request_id = rng.choice(["", "", f"r-{rng.randrange(1000)}"])  # "": no id sent
+        asked.append(
+            (patient, *client_request(infer_inputs([patient], binary=binary), outputs, request_id))
+        )
+
+    async def answer_all() -> list[Inference]:
+        return [
+            await v2.infer("drugs", None, body, header_length=header, headers=(), request_id="x")
+            for _, body, header in asked
+        ]
+
+    answers = asyncio.run(answer_all())
+
+    model = v2.predictions.model
+    for (patient, body, header), answer, (version, labels, probabilities) in zip(
+        asked, answers, recorded.rows, strict=True
+    ):
+        result = model.predict_one(patient)
+        decoded = v2.codec.decode(body, header)
+        expected = v2.codec.encode(decoded, result.labels, result.probabilities, "drugs", version)
+        assert (answer.body, answer.header_length) == expected
+        assert (labels, probabilities) == (result.labels, result.probabilities.tobytes())
+    kept = [
+        len(cell.encodings)
+        for answers in v2.predictions._cell_answers.values()
+        for cell in answers.values()
+    ]
+    assert kept and max(kept) <= 3  # one per outputs asked for, ids or not
