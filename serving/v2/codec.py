@@ -21,6 +21,7 @@ build them from it) is tried before those, with types that leave no per-tensor w
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import re
@@ -34,7 +35,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from drugclf.contract import CLASSES, FIELDS, Patient
+from drugclf.contract import CLASSES, FIELDS, FIELDS_BY_NAME, Patient
 from serving.http.errors import InferenceHeaderError, InvalidTensorError, MalformedBodyError
 from serving.http.validation import Rule, shown
 from serving.v2.binary import (
@@ -121,13 +122,23 @@ class _BinaryData(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     binary_data: bool
 
 
-class _PlainOutput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """An output as clients ask for it: one of ours, at most ``binary_data`` as parameter."""
+_PlainOutput: Final[Any] = msgspec.defstruct(
+    "_PlainOutput",
+    [
+        ("name", typing.Literal[OUTPUT_NAMES]),
+        ("parameters", _BinaryData | None, None),
+    ],
+    frozen=True,
+    forbid_unknown_fields=True,
+)
+"""An output as clients ask for it: one of ours, at most ``binary_data`` as parameter."""
 
-    name: typing.Literal["label", "probabilities"]
-    parameters: _BinaryData | None = None
 
-
+_FAST_DATATYPES: Final = {
+    name: tuple(d for d in f.datatypes if d != "FP32") for name, f in FEATURES.items()
+}
+"""Each feature's datatypes in the fast paths: FP32 is left to the general path, which checks the
+value the model will see after rounding."""
 _ALL_OUTPUTS: Final = {
     binary: tuple((name, binary) for name in OUTPUT_NAMES) for binary in (False, True)
 }
@@ -148,7 +159,7 @@ def _typed_request(
             f"{name}{form}",
             [
                 ("shape", list[int]),
-                ("datatype", typing.Literal[tuple(d for d in f.datatypes if d != "FP32")]),
+                ("datatype", typing.Literal[_FAST_DATATYPES[name]]),
                 *data_fields(name),
             ],
             tag_field="name",
@@ -197,10 +208,8 @@ _ONE_SHAPE: Final = typing.Annotated[
     list[typing.Literal[1]], msgspec.Meta(min_length=1, max_length=2)
 ]
 """One patient's shape: ``[1]`` or ``[1, 1]``."""
-_ONE_DATATYPES: Final = {
-    name: next(d for d in f.datatypes if d != "FP32") for name, f in FEATURES.items()
-}
-"""The datatype each feature's tensor has in the one-patient fast paths (FP32: the general path)."""
+_ONE_DATATYPES: Final = {name: datatypes[0] for name, datatypes in _FAST_DATATYPES.items()}
+"""The datatype of each feature's tensor in the ordered one-patient paths."""
 
 
 def _one_patient_request(form: str, data_fields: Callable[[str], list[tuple[Any, ...]]]) -> Any:
@@ -253,10 +262,6 @@ _BinaryOneRequest: Final = _one_patient_request("Binary", lambda _: [("parameter
 """One patient as five binary tensors, in the contract's order."""
 _ELEMENT_FORMATS: Final = {"INT64": "q", "FP64": "d", "BYTES": "I{}s"}
 """How ``struct`` reads one element of each datatype (BYTES: its length, then the bytes)."""
-LAYOUTS_KEPT: Final = 64
-"""Binary layouts remembered per codec: one per combination of string lengths clients send."""
-
-
 _TEXT_AT: Final = tuple(i for i, name in enumerate(FEATURES) if _ONE_DATATYPES[name] == "BYTES")
 """The features read as UTF-8 text, by position."""
 
@@ -274,19 +279,15 @@ class _BinaryLayout:
     """Picks the five elements (the texts still bytes) out of what ``reader`` read."""
 
 
-def _binary_layout(sizes: tuple[int, ...]) -> _BinaryLayout | None:
-    """The layout of five one-element tensors of these ``binary_data_size``s (None: impossible)."""
+def _binary_layout(sizes: tuple[int, ...]) -> _BinaryLayout:
+    """The layout of five one-element tensors of these ``binary_data_size``s."""
     formats: list[str] = []
     length_at: list[int] = []
     value_at: list[int] = []
     for name, size in zip(FEATURES, sizes, strict=True):
         datatype = _ONE_DATATYPES[name]
-        if datatype == "BYTES":
-            if size < LENGTH.size:
-                return None
+        if datatype == "BYTES":  # two items read: the length, then the bytes
             length_at.append(len(formats) + len(length_at))
-        elif size != _FP64.size:  # INT64 and FP64 both take 8 bytes
-            return None
         value_at.append(len(formats) + len(length_at))
         formats.append(_ELEMENT_FORMATS[datatype].format(size - LENGTH.size))
     return _BinaryLayout(
@@ -297,8 +298,25 @@ def _binary_layout(sizes: tuple[int, ...]) -> _BinaryLayout | None:
     )
 
 
+def _binary_layouts() -> dict[tuple[int, ...], _BinaryLayout]:
+    """Every layout a valid patient can have, by its tensors' ``binary_data_size``s.
+
+    INT64 and FP64 take 8 bytes; a category takes 4 plus the UTF-8 length of one of its allowed
+    values. So the few layouts there are (one per combination of those lengths) are built once
+    here, and a request with any other sizes goes on to the next path.
+    """
+    sizes = [
+        sorted({LENGTH.size + len(v.encode()) for v in FIELDS_BY_NAME[name].allowed or ()})
+        if _ONE_DATATYPES[name] == "BYTES"
+        else [_FP64.size]
+        for name in FEATURES
+    ]
+    return {combination: _binary_layout(combination) for combination in itertools.product(*sizes)}
+
+
 _FP64: Final = struct.Struct("<d")
 """One FP64 element; an INT64 one has the same 8 bytes."""
+_LAYOUTS: Final = _binary_layouts()
 _UNREAD: Final = object()
 """What ``_one_element`` returns for data that is not one element of its datatype."""
 
@@ -364,7 +382,6 @@ class TensorCodec:
         self._binary_decoder = msgspec.json.Decoder(_BinaryRequest)
         self._inline_one_decoder = msgspec.json.Decoder(_InlineOneRequest)
         self._binary_one_decoder = msgspec.json.Decoder(_BinaryOneRequest)
-        self._layouts: dict[tuple[int, ...], _BinaryLayout | None] = {}
         self._encoder = msgspec.json.Encoder()
         self._label_bytes = {c: LENGTH.pack(len(c.encode())) + c.encode() for c in CLASSES}
 
@@ -419,13 +436,10 @@ class TensorCodec:
             request = self._binary_one_decoder.decode(header)
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             return None
-        sizes = tuple([tensor.parameters.binary_data_size for tensor in request.inputs])
-        layout = self._layouts.get(sizes, _UNREAD)
-        if layout is _UNREAD:
-            layout = _binary_layout(sizes)
-            if len(self._layouts) < LAYOUTS_KEPT:
-                self._layouts[sizes] = layout
-        if not isinstance(layout, _BinaryLayout) or layout.reader.size != len(tail):
+        layout = _LAYOUTS.get(
+            tuple([tensor.parameters.binary_data_size for tensor in request.inputs])
+        )
+        if layout is None or layout.reader.size != len(tail):
             return None
         read = layout.reader.unpack(tail)
         if layout.lengths_of(read) != layout.lengths:

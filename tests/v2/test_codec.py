@@ -526,3 +526,25 @@ def test_the_fast_paths_take_only_what_the_general_one_reads_the_same(binary: bo
             assert fast == _general(mutated)
         assert decoded == fast
     assert taken  # some mutations stay valid (a digit for a digit): the comparison ran
+
+
+@pytest.mark.parametrize("sex", ["F", "M"])
+def test_every_valid_category_combination_takes_the_ordered_binary_path(sex: str) -> None:
+    """The ordered path's layouts are built at import, one per combination of value lengths."""
+    for bp in ("HIGH", "LOW", "NORMAL"):
+        for cholesterol in ("HIGH", "NORMAL"):
+            patient = Patient(Age=33, Sex=sex, BP=bp, Cholesterol=cholesterol, Na_to_K=9.25)
+            body, header = client_request(infer_inputs([patient], binary=True))
+            assert header is not None
+            ordered = CODEC._decode_binary_ordered(body[: int(header)], body[int(header) :])
+            assert ordered is not None
+            assert ordered.patients == [patient]
+
+
+@pytest.mark.parametrize("ratio", [float("nan"), float("inf"), -1.0])
+def test_a_ratio_out_of_the_contract_in_binary_is_refused_by_name(ratio: float) -> None:
+    bad = {**msgspec.to_builtins(SAMPLE_PATIENT), "Na_to_K": ratio}
+    body, header = client_request(infer_inputs([bad], binary=True))
+    assert header is not None
+    assert CODEC._decode_binary_ordered(body[: int(header)], body[int(header) :]) is None
+    assert "input 'Na_to_K' element 0" in refused(body, header)
