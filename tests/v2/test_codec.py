@@ -533,7 +533,10 @@ def test_every_valid_category_combination_takes_the_ordered_binary_path(sex: str
     """The ordered path's layouts are built at import, one per combination of value lengths."""
     for bp in ("HIGH", "LOW", "NORMAL"):
         for cholesterol in ("HIGH", "NORMAL"):
-            patient = Patient(Age=33, Sex=sex, BP=bp, Cholesterol=cholesterol, Na_to_K=9.25)
+            patient = msgspec.convert(
+                {"Age": 33, "Sex": sex, "BP": bp, "Cholesterol": cholesterol, "Na_to_K": 9.25},
+                Patient,
+            )
             body, header = client_request(infer_inputs([patient], binary=True))
             assert header is not None
             ordered = CODEC._decode_binary_ordered(body[: int(header)], body[int(header) :])
